@@ -1,0 +1,64 @@
+"""The offline ``echo`` provider: replies with the rendered last user message."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+from promptstate._exceptions import ProviderError
+
+from ._base import AttemptStarted, ChatRequest, Provider, StreamEvent, TextDelta, UsageInfo
+
+__all__ = ["Echo"]
+
+_WORD = re.compile(r"\S+\s*|\s+")
+
+
+class Echo(Provider):
+    """Offline provider for demos and tests.
+
+    The reply is the content of the last user message, exactly. With the setting
+    ``echo_delay`` (seconds) it streams word by word, sleeping that long before each
+    word, which makes streaming and cancellation visible in a notebook. The setting
+    ``echo_error`` (a message) makes the call fail with :class:`ProviderError` after
+    the text, for exercising error paths offline. Token counts are word counts.
+
+    Parameters
+    ----------
+    name : str
+        Prefix in model strings; ``"echo"`` and ``"echo:<anything>"`` both reach it.
+    max_concurrency : int
+        Engine-side cap on concurrent calls.
+    """
+
+    def __init__(self, name: str = "echo", max_concurrency: int = 1000) -> None:
+        self.name = name
+        self.max_concurrency = max_concurrency
+
+    def __repr__(self) -> str:
+        return f"Echo(name={self.name!r})"
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        yield AttemptStarted(1, None)
+        reply = ""
+        for m in reversed(request.messages):
+            if m["role"] == "user":
+                reply = m["content"]
+                break
+        delay = float(request.settings.get("echo_delay", 0) or 0)
+        if delay > 0:
+            for piece in _WORD.findall(reply):
+                await asyncio.sleep(delay)
+                yield TextDelta(piece)
+        else:
+            await asyncio.sleep(0)  # a real await point, like any network call
+            if reply:
+                yield TextDelta(reply)
+        failure = request.settings.get("echo_error")
+        if failure:
+            raise ProviderError(f"echo: {failure}")
+        yield UsageInfo(
+            input_tokens=sum(len(m["content"].split()) for m in request.messages),
+            output_tokens=len(reply.split()),
+        )
