@@ -182,7 +182,9 @@ def start_instance(
     dispatch, get_state = session.store.dispatch, session.store.get_state
     if refresh or prompt_id not in get_state().prompts:
         request_id = uuid.uuid4().hex
-        dispatch(Action("prompts/fetch_pending", {"prompt_id": prompt_id, "request_id": request_id}))
+        dispatch(
+            Action("prompts/fetch_pending", {"prompt_id": prompt_id, "request_id": request_id})
+        )
         try:
             prompt, source = session.prompts._fetch(prompt_id)
         except PromptStateError as exc:
@@ -196,8 +198,12 @@ def start_instance(
         dispatch(
             Action(
                 "prompts/fetch_fulfilled",
-                {"prompt": prompt.to_dict(), "source": source, "at": time.time(),
-                 "request_id": request_id},
+                {
+                    "prompt": prompt.to_dict(),
+                    "source": source,
+                    "at": time.time(),
+                    "request_id": request_id,
+                },
             )
         )
     entry = get_state().prompts.get(prompt_id)
@@ -241,7 +247,9 @@ def fetch_scoped_variables(session: Session) -> None:
 # -- execute_message -----------------------------------------------------------------------
 
 
-def _cache_key(provider: str, model: str, messages: list[dict[str, str]], settings: Mapping[str, Any]) -> str:
+def _cache_key(
+    provider: str, model: str, messages: list[dict[str, str]], settings: Mapping[str, Any]
+) -> str:
     raw = json.dumps(
         {"provider": provider, "model": model, "messages": messages, "settings": dict(settings)},
         sort_keys=True,
@@ -250,7 +258,9 @@ def _cache_key(provider: str, model: str, messages: list[dict[str, str]], settin
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
-def _instance_hash(variables: list[tuple[str, str, str]], history: tuple[ChatMessage, ...], version: str) -> str:
+def _instance_hash(
+    variables: list[tuple[str, str, str]], history: tuple[ChatMessage, ...], version: str
+) -> str:
     raw = json.dumps(
         {"v": variables, "h": [(m.role, m.content) for m in history], "p": version},
         ensure_ascii=False,
@@ -340,7 +350,9 @@ async def execute_message(
     from .providers._base import AttemptStarted, ChatRequest, TextDelta, UsageInfo
 
     use_cache = session.cache if cache is None else cache
-    payload, provider = _prepare(session, instance_id, content, model, settings, use_cache, sweep_id)
+    payload, provider = _prepare(
+        session, instance_id, content, model, settings, use_cache, sweep_id
+    )
     dispatch, get_state = session.store.dispatch, session.store.get_state
     rid: str = payload["request_id"]
     dispatch(Action("runs/execute_pending", payload))
@@ -357,9 +369,18 @@ async def execute_message(
             dispatch(
                 Action(
                     "runs/execute_fulfilled",
-                    {"request_id": rid, "response": hit["response"], "input_tokens": hit["input_tokens"],
-                     "output_tokens": hit["output_tokens"], "latency_ms": 0.0, "ttft_ms": 0.0,
-                     "attempts": 0, "cache_hit": True, "cost_usd": 0.0, "at": now},
+                    {
+                        "request_id": rid,
+                        "response": hit["response"],
+                        "input_tokens": hit["input_tokens"],
+                        "output_tokens": hit["output_tokens"],
+                        "latency_ms": 0.0,
+                        "ttft_ms": 0.0,
+                        "attempts": 0,
+                        "cache_hit": True,
+                        "cost_usd": 0.0,
+                        "at": now,
+                    },
                 )
             )
             return await complete_execution(session, rid)
@@ -384,7 +405,7 @@ async def execute_message(
             pending_text: list[str] = []
             last_flush = 0.0
             stream = provider.stream(request)
-            async with contextlib.aclosing(stream):  # type: ignore[type-var]
+            async with contextlib.aclosing(stream):
                 async for ev in stream:
                     if isinstance(ev, TextDelta):
                         if not ev.text:
@@ -402,8 +423,12 @@ async def execute_message(
                         usage[0], usage[1] = ev.input_tokens, ev.output_tokens
                     elif isinstance(ev, AttemptStarted):
                         attempts[0] = ev.attempt
-                        dispatch(Action("runs/attempt_started", {"request_id": rid, "attempt": ev.attempt,
-                                                                  "reason": ev.reason}))
+                        dispatch(
+                            Action(
+                                "runs/attempt_started",
+                                {"request_id": rid, "attempt": ev.attempt, "reason": ev.reason},
+                            )
+                        )
             if pending_text:
                 _flush_chunks(dispatch, rid, pending_text, ttft[0])
 
@@ -414,29 +439,46 @@ async def execute_message(
         dispatch(
             Action(
                 action_type,
-                {"request_id": rid, "response": "".join(pieces), "input_tokens": usage[0],
-                 "output_tokens": usage[1], "latency_ms": elapsed(), "ttft_ms": ttft[0],
-                 "attempts": attempts[0], "cost_usd": session._cost(payload, usage), "at": time.time(),
-                 **extra},
+                {
+                    "request_id": rid,
+                    "response": "".join(pieces),
+                    "input_tokens": usage[0],
+                    "output_tokens": usage[1],
+                    "latency_ms": elapsed(),
+                    "ttft_ms": ttft[0],
+                    "attempts": attempts[0],
+                    "cost_usd": session._cost(payload, usage),
+                    "at": time.time(),
+                    **extra,
+                },
             )
         )
 
     task = asyncio.get_running_loop().create_task(consume())
     session._tasks[rid] = task
+    if rid in session._cancel_requested:  # cancelled before the call went out
+        task.cancel()
     try:
         await task
     except asyncio.CancelledError:
         user_cancel = rid in session._cancel_requested
         task.cancel()
-        finish("runs/execute_rejected", status="cancelled", error="cancelled by the user"
-               if user_cancel else "cancelled")
+        finish(
+            "runs/execute_rejected",
+            status="cancelled",
+            error="cancelled by the user" if user_cancel else "cancelled",
+        )
         result = await complete_execution(session, rid)
         if not user_cancel:
             raise
         return result
     except ProviderError as exc:
-        finish("runs/execute_rejected", status="error", error=f"{type(exc).__name__}: {exc}",
-               attempts=max(attempts[0], exc.attempts))
+        finish(
+            "runs/execute_rejected",
+            status="error",
+            error=f"{type(exc).__name__}: {exc}",
+            attempts=max(attempts[0], exc.attempts),
+        )
     except Exception as exc:  # anything unexpected still ends the run, with the reason
         finish("runs/execute_rejected", status="error", error=f"{type(exc).__name__}: {exc}")
     else:
@@ -451,8 +493,12 @@ async def execute_message(
 
 
 def _flush_chunks(dispatch: Any, rid: str, pending: list[str], ttft: float | None) -> None:
-    dispatch(Action("runs/chunk_received", {"request_id": rid, "text": "".join(pending),
-                                            "n": len(pending), "ttft_ms": ttft}))
+    dispatch(
+        Action(
+            "runs/chunk_received",
+            {"request_id": rid, "text": "".join(pending), "n": len(pending), "ttft_ms": ttft},
+        )
+    )
 
 
 async def complete_execution(session: Session, run_id: str) -> RunResult:

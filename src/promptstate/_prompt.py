@@ -76,7 +76,9 @@ def normalize_value(name: str, value: object) -> str:
         try:
             return json.dumps(value, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise VariableError(f"variable {name!r}: value is not JSON-serializable: {exc}") from None
+            raise VariableError(
+                f"variable {name!r}: value is not JSON-serializable: {exc}"
+            ) from None
     raise VariableError(
         f"variable {name!r}: values must be str, int, float, bool, list or dict, "
         f"not {type(value).__name__}"
@@ -106,7 +108,7 @@ class Prompt:
     """
 
     id: str
-    messages: tuple[Message, ...]
+    messages: Sequence[Message]
     variables: Mapping[str, str | None] = field(default_factory=dict)
     model: str = "echo"
     settings: Mapping[str, Any] = field(default_factory=dict)
@@ -188,10 +190,18 @@ def prompt_from_dict(data: object, where: str = "prompt") -> Prompt:
     if not isinstance(data, Mapping):
         raise InvalidPromptError(f"{where}: expected a mapping, got {type(data).__name__}")
     unknown = set(data) - {
-        "id", "messages", "variables", "model", "settings", "version", "description",
+        "id",
+        "messages",
+        "variables",
+        "model",
+        "settings",
+        "version",
+        "description",
     }
     if unknown:
-        raise InvalidPromptError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+        raise InvalidPromptError(
+            f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}"
+        )
     if "id" not in data:
         raise InvalidPromptError(f"{where}: missing field 'id'")
     if "messages" not in data:
@@ -235,10 +245,8 @@ def load_prompt_file(path: Path) -> list[Prompt]:
     except (OSError, UnicodeDecodeError) as exc:
         raise PromptFileError(str(path), f"cannot read: {exc}") from None
     try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
+        is_json = path.suffix.lower() == ".json"
+        data = json.loads(text) if is_json else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise PromptFileError(str(path), f"not valid {path.suffix[1:].upper()}: {exc}") from None
     if isinstance(data, Mapping) and "prompts" in data and "messages" not in data:

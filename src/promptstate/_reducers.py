@@ -127,10 +127,18 @@ def _scoped_set(state: State, p: Mapping[str, Any]) -> State:
     scope, name, value = p["scope"], p["name"], p["value"]
     s: ScopedState = state.scoped
     layer: immutables.Map[str, str] = getattr(s, scope)
-    layer = layer.delete(name) if value is None and name in layer else (
-        layer if value is None else layer.set(name, value)
+    layer = (
+        layer.delete(name)
+        if value is None and name in layer
+        else (layer if value is None else layer.set(name, value))
     )
-    return replace(state, scoped=replace(s, **{scope: layer}))
+    if scope == "user":
+        s = replace(s, user=layer)
+    elif scope == "org":
+        s = replace(s, org=layer)
+    else:
+        s = replace(s, project=layer)
+    return replace(state, scoped=s)
 
 
 # -- instances -------------------------------------------------------------------------------
@@ -266,7 +274,9 @@ def _execute_pending(state: State, p: Mapping[str, Any]) -> State:
     return _update_instance(state, iid, status="queued", current_request_id=rid, error=None)
 
 
-def _update_run(state: State, p: Mapping[str, Any], **changes: Any) -> tuple[State, RunState | None]:
+def _update_run(
+    state: State, p: Mapping[str, Any], **changes: Any
+) -> tuple[State, RunState | None]:
     run = state.runs.get(p["request_id"])
     if run is None or run.status in TERMINAL_RUN_STATUSES:
         return state, None  # a late event for a run that already ended is ignored
@@ -295,7 +305,10 @@ def _chunk_received(state: State, p: Mapping[str, Any]) -> State:
     run = state.runs.get(p["request_id"])
     if run is None or run.status in TERMINAL_RUN_STATUSES:
         return state
-    changes: dict[str, Any] = {"text": run.text + p["text"], "chunks": run.chunks + int(p.get("n", 1))}
+    changes: dict[str, Any] = {
+        "text": run.text + p["text"],
+        "chunks": run.chunks + int(p.get("n", 1)),
+    }
     if run.ttft_ms is None and p.get("ttft_ms") is not None:
         changes["ttft_ms"] = float(p["ttft_ms"])
     return _update_run(state, p, **changes)[0]

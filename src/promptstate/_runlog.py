@@ -10,6 +10,7 @@ effects do.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 import json
 import os
@@ -83,11 +84,34 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 )
 
 RUN_COLUMNS: tuple[str, ...] = (
-    "run_id", "instance_id", "prompt_id", "prompt_version", "provider", "model", "status",
-    "variables", "messages", "response", "error", "input_tokens", "output_tokens",
-    "latency_ms", "ttft_ms", "started_at", "finished_at", "sweep_id", "action_index",
-    "state_hash", "attempts", "cost_usd", "cache_key", "cache_hit", "settings",
-    "session_id", "pid", "hostname",
+    "run_id",
+    "instance_id",
+    "prompt_id",
+    "prompt_version",
+    "provider",
+    "model",
+    "status",
+    "variables",
+    "messages",
+    "response",
+    "error",
+    "input_tokens",
+    "output_tokens",
+    "latency_ms",
+    "ttft_ms",
+    "started_at",
+    "finished_at",
+    "sweep_id",
+    "action_index",
+    "state_hash",
+    "attempts",
+    "cost_usd",
+    "cache_key",
+    "cache_hit",
+    "settings",
+    "session_id",
+    "pid",
+    "hostname",
 )
 _SCOPE_TABLES = {"user": "user_variables", "org": "org_variables", "project": "project_variables"}
 
@@ -229,13 +253,13 @@ class RunLog:
             or not _pid_alive(pid)
             or (pid == self.pid and sid not in _LIVE_SESSIONS)
         ]
-        if host_note := dead:
+        if dead:
             self._con.execute("BEGIN")
             self._con.executemany(
                 "UPDATE runs SET status = 'interrupted', finished_at = ?, "
                 "error = coalesce(error, 'the process running it ended before it finished') "
                 "WHERE run_id = ?",
-                [(utc(time.time()), rid) for rid in host_note],
+                [(utc(time.time()), rid) for rid in dead],
             )
             self._con.execute("COMMIT")
         return len(dead)
@@ -264,12 +288,16 @@ class RunLog:
         full["hostname"] = self.hostname
         return self._submit("run", full["run_id"], full)
 
-    def save_prompt(self, definition: Mapping[str, Any], source: str) -> concurrent.futures.Future[None]:
+    def save_prompt(
+        self, definition: Mapping[str, Any], source: str
+    ) -> concurrent.futures.Future[None]:
         """Store a prompt version (first write of an (id, version) wins)."""
         key = (definition["id"], definition["version"])
         return self._submit("prompt", key, (dict(definition), source, utc(time.time())))
 
-    def set_scoped(self, scope: str, owner: str, name: str, value: str | None) -> concurrent.futures.Future[None]:
+    def set_scoped(
+        self, scope: str, owner: str, name: str, value: str | None
+    ) -> concurrent.futures.Future[None]:
         """Set (or delete, with None) a scoped variable."""
         if scope not in _SCOPE_TABLES:
             raise ValueError(f"scope must be one of {sorted(_SCOPE_TABLES)}")
@@ -309,12 +337,12 @@ class RunLog:
                 return None
             except self._duckdb.Error as exc:
                 self.last_error = exc
-                try:
+                with contextlib.suppress(self._duckdb.Error):
                     self._write_con.execute("ROLLBACK")
-                except self._duckdb.Error:
-                    pass
                 if attempt == 7:
-                    return RunLogError(f"could not write {len(batch)} item(s) to the run log: {exc}")
+                    return RunLogError(
+                        f"could not write {len(batch)} item(s) to the run log: {exc}"
+                    )
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
         return None
@@ -335,8 +363,11 @@ class RunLog:
             con.register("_ps_batch", table)
             try:
                 con.execute(
-                    "INSERT OR REPLACE INTO runs (" + ", ".join(RUN_COLUMNS) + ") SELECT "
-                    + ", ".join(RUN_COLUMNS) + " FROM _ps_batch"
+                    "INSERT OR REPLACE INTO runs ("
+                    + ", ".join(RUN_COLUMNS)
+                    + ") SELECT "
+                    + ", ".join(RUN_COLUMNS)
+                    + " FROM _ps_batch"
                 )
             finally:
                 con.unregister("_ps_batch")
@@ -375,12 +406,14 @@ class RunLog:
         self.flush()
         try:
             if params is not None:
-                return self._con.cursor().execute(query, list(params))
+                return self._con.sql(query, params=list(params))
             return self._con.sql(query)
         except self._duckdb.Error as exc:
             raise RunLogError(f"query failed: {exc}") from exc
 
-    def fetch_scoped(self, user_id: str | None, org_id: str | None, project_id: str | None) -> dict[str, dict[str, str]]:
+    def fetch_scoped(
+        self, user_id: str | None, org_id: str | None, project_id: str | None
+    ) -> dict[str, dict[str, str]]:
         """Read the three scoped-variable layers for the given owners."""
         self.flush()
         out: dict[str, dict[str, str]] = {"user": {}, "org": {}, "project": {}}
@@ -445,12 +478,17 @@ def _arrow_schema() -> Any:
         import pyarrow as pa
 
         types: dict[str, Callable[[], Any]] = {
-            "input_tokens": pa.int64, "output_tokens": pa.int64, "action_index": pa.int64,
-            "attempts": pa.int32, "pid": pa.int32, "latency_ms": pa.float64,
-            "ttft_ms": pa.float64, "cost_usd": pa.float64, "cache_hit": pa.bool_,
-            "started_at": lambda: pa.timestamp("us"), "finished_at": lambda: pa.timestamp("us"),
+            "input_tokens": pa.int64,
+            "output_tokens": pa.int64,
+            "action_index": pa.int64,
+            "attempts": pa.int32,
+            "pid": pa.int32,
+            "latency_ms": pa.float64,
+            "ttft_ms": pa.float64,
+            "cost_usd": pa.float64,
+            "cache_hit": pa.bool_,
+            "started_at": lambda: pa.timestamp("us"),
+            "finished_at": lambda: pa.timestamp("us"),
         }
-        _SCHEMA_CACHE.append(
-            pa.schema([(c, types.get(c, pa.string)()) for c in RUN_COLUMNS])
-        )
+        _SCHEMA_CACHE.append(pa.schema([(c, types.get(c, pa.string)()) for c in RUN_COLUMNS]))
     return _SCHEMA_CACHE[0]

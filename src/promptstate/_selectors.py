@@ -73,7 +73,7 @@ class MergedVariables(Mapping[str, VariableValue]):
         return f"MergedVariables({inner})"
 
 
-class memoized(Generic[T]):  # noqa: N801 - used as a decorator, reads like a function
+class memoized(Generic[T]):
     """Cache ``fn(state, key)`` per key, keyed on the identity of its inputs.
 
     ``inputs(state, key)`` returns the tuple of state pieces the result depends on;
@@ -98,8 +98,10 @@ class memoized(Generic[T]):  # noqa: N801 - used as a decorator, reads like a fu
         ins = self._inputs(state, key)
         with self._lock:
             hit = self._cache.get(key)
-            if hit is not None and len(hit[0]) == len(ins) and all(
-                a is b for a, b in zip(hit[0], ins, strict=True)
+            if (
+                hit is not None
+                and len(hit[0]) == len(ins)
+                and all(a is b for a, b in zip(hit[0], ins, strict=True))
             ):
                 self._cache.move_to_end(key)
                 return hit[1]
@@ -137,7 +139,9 @@ def _merged_inputs(state: State, iid: str) -> tuple[Any, ...]:
     return (entry, s.org, s.project, s.user, inst.values)
 
 
-def _merge(entry: PromptEntry | None, org: Any, project: Any, user: Any, values: Any) -> MergedVariables:
+def _merge(
+    entry: PromptEntry | None, org: Any, project: Any, user: Any, values: Any
+) -> MergedVariables:
     names: list[str] = []
     defaults: Mapping[str, str | None] = {}
     if entry is not None:
@@ -154,8 +158,15 @@ def _merge(entry: PromptEntry | None, org: Any, project: Any, user: Any, values:
     items: dict[str, VariableValue] = {}
     for name in names:
         # lowest to highest: defaults < org < project < user < instance
-        vv = VariableValue(defaults.get(name), "default" if defaults.get(name) is not None else "missing")
-        for source, layer in (("org", org), ("project", project), ("user", user), ("instance", values)):
+        vv = VariableValue(
+            defaults.get(name), "default" if defaults.get(name) is not None else "missing"
+        )
+        for source, layer in (
+            ("org", org),
+            ("project", project),
+            ("user", user),
+            ("instance", values),
+        ):
             if name in layer:
                 vv = VariableValue(layer[name], source)
         items[name] = vv

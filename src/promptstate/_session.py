@@ -93,7 +93,9 @@ class PromptRegistry:
         p = Path(path)
         if p.is_dir():
             files = sorted(
-                f for f in p.iterdir() if f.suffix.lower() in (".yaml", ".yml", ".json") and f.is_file()
+                f
+                for f in p.iterdir()
+                if f.suffix.lower() in (".yaml", ".yml", ".json") and f.is_file()
             )
         elif p.is_file():
             files = [p]
@@ -131,9 +133,15 @@ class PromptRegistry:
         if refresh or prompt_id not in state.prompts:
             prompt, source = self._fetch(prompt_id)
             self._session.store.dispatch(
-                Action("prompts/fetch_fulfilled",
-                       {"prompt": prompt.to_dict(), "source": source, "at": _now(),
-                        "request_id": uuid.uuid4().hex})
+                Action(
+                    "prompts/fetch_fulfilled",
+                    {
+                        "prompt": prompt.to_dict(),
+                        "source": source,
+                        "at": _now(),
+                        "request_id": uuid.uuid4().hex,
+                    },
+                )
             )
         return self._session.store.get_state().prompts[prompt_id].prompt
 
@@ -204,9 +212,7 @@ class ProviderRegistry:
         if not sep:
             if name == "echo":
                 return "echo", "echo", self.get("echo")
-            raise UnknownProviderError(
-                name, [*self._providers, "openai", "anthropic"]
-            ) from None
+            raise UnknownProviderError(name, [*self._providers, "openai", "anthropic"]) from None
         return name, rest or name, self.get(name)
 
     def names(self) -> list[str]:
@@ -241,8 +247,7 @@ class Runs:
 
     def count(self) -> int:
         """Number of rows in ``runs``."""
-        row = self.sql("SELECT count(*) FROM runs").fetchone()
-        return int(row[0]) if row else 0
+        return int(self.sql("SELECT count(*) FROM runs").fetchall()[0][0])
 
     def flush(self) -> None:
         """Block until every run written so far is committed."""
@@ -426,7 +431,9 @@ class Session:
         _check_name(name)
         text = None if value is None else normalize_value(name, value)
         self.runlog.set_scoped(scope, owner, name, text).result()
-        self.store.dispatch(Action("scoped/variable_set", {"scope": scope, "name": name, "value": text}))
+        self.store.dispatch(
+            Action("scoped/variable_set", {"scope": scope, "name": name, "value": text})
+        )
 
     def fetch_scoped_variables(self) -> None:
         """Re-read the scoped variables from the run log."""
@@ -444,9 +451,10 @@ class Session:
             "SELECT response, input_tokens, output_tokens FROM runs WHERE cache_key = ? "
             "AND status = 'success' ORDER BY finished_at DESC LIMIT 1",
             [key],
-        ).fetchone()
-        if row is None:
+        ).fetchall()
+        if not row:
             return None
+        row = row[0]
         hit = {"response": row[0], "input_tokens": row[1], "output_tokens": row[2]}
         self._response_cache[key] = hit
         return hit
@@ -566,9 +574,11 @@ class Instance:
                 stacklevel=3,
             )
         if len(clean) == 1:
-            (name, value), = clean.items()
+            ((name, value),) = clean.items()
             self._session.store.dispatch(
-                Action("instances/variable_set", {"instance_id": self.id, "name": name, "value": value})
+                Action(
+                    "instances/variable_set", {"instance_id": self.id, "name": name, "value": value}
+                )
             )
         elif clean:
             self._session.store.dispatch(
@@ -586,7 +596,9 @@ class Instance:
         """Use another model for the next sends (``None`` returns to the prompt's)."""
         if model is not None:
             self._session.providers.resolve(model)
-        self._session.store.dispatch(Action("instances/model_set", {"instance_id": self.id, "model": model}))
+        self._session.store.dispatch(
+            Action("instances/model_set", {"instance_id": self.id, "model": model})
+        )
 
     def clear_history(self) -> None:
         """Forget the conversation turns (the run log keeps them)."""
@@ -630,10 +642,14 @@ class Instance:
         """Cancel the run in flight (thread-safe); returns whether there was one."""
         inst = select_instance(self._state(), self.id)
         rid = inst.current_request_id
-        task = self._session._tasks.get(rid) if rid else None
-        if rid is None or task is None:
+        if rid is None:
             return False
+        # Recorded first: a run still writing its 'running' row checks this flag before
+        # the call goes out, so a cancel in that window is not lost.
         self._session._cancel_requested.add(rid)
+        task = self._session._tasks.get(rid)
+        if task is None:
+            return True
         loop = task.get_loop()
         try:
             running = asyncio.get_running_loop()
@@ -663,7 +679,9 @@ class Instance:
         return _wait()
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Instance) and other.id == self.id and other._session is self._session
+        return (
+            isinstance(other, Instance) and other.id == self.id and other._session is self._session
+        )
 
     def __hash__(self) -> int:
         return hash(self.id)

@@ -37,7 +37,9 @@ class Store:
         Redux-style ``mw(store)(next)(action)``; the first wraps all the others.
     """
 
-    def __init__(self, reducer: Reducer, state: State, middleware: tuple[Middleware, ...] = ()) -> None:
+    def __init__(
+        self, reducer: Reducer, state: State, middleware: tuple[Middleware, ...] = ()
+    ) -> None:
         self._reducer = reducer
         self._state = state
         self._lock = threading.RLock()

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install everything the tests need into .venv, then lint, type-check and run the suite.
+# Usage: bash scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+
+# Browser tests use Debian's Chromium (Playwright cannot download its own here).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium not found: browser tests will be skipped" >&2
+  fi
+fi
+
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/mypy
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import promptstate as ps
+from promptstate._runlog import MIGRATIONS, RUN_COLUMNS
+
+DESIGN_COLUMNS = [
+    "run_id",
+    "instance_id",
+    "prompt_id",
+    "prompt_version",
+    "provider",
+    "model",
+    "status",
+    "variables",
+    "messages",
+    "response",
+    "error",
+    "input_tokens",
+    "output_tokens",
+    "latency_ms",
+    "ttft_ms",
+    "started_at",
+    "finished_at",
+]
+
+
+def test_schema_has_design_columns_and_migrations(tmp_path: Path) -> None:
+    with ps.Session(db=str(tmp_path / "s.duckdb")) as s:
+        cols = [
+            r[0]
+            for r in s.runs.sql(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'runs' ORDER BY ordinal_position"
+            ).fetchall()
+        ]
+        assert cols[: len(DESIGN_COLUMNS)] == DESIGN_COLUMNS
+        assert {
+            "sweep_id",
+            "action_index",
+            "state_hash",
+            "attempts",
+            "cost_usd",
+            "cache_hit",
+        } <= set(cols)
+        assert cols == list(RUN_COLUMNS)
+        applied = s.runs.sql(
+            "SELECT version, name FROM schema_migrations ORDER BY version"
+        ).fetchall()
+        assert applied == [(v, n) for v, n, _ in MIGRATIONS]
+        tables = {r[0] for r in s.runs.sql("SHOW TABLES").fetchall()}
+        assert {"runs", "prompts", "user_variables", "org_variables", "project_variables"} <= tables
+    with ps.Session(db=str(tmp_path / "s.duckdb")) as again:  # reopening re-applies nothing
+        assert again.runs.sql("SELECT count(*) FROM schema_migrations").fetchall() == [
+            (len(MIGRATIONS),)
+        ]
+
+
+def test_sql_returns_a_duckdb_relation(tmp_path: Path) -> None:
+    import asyncio
+
+    s = ps.Session(db=str(tmp_path / "r.duckdb"))
+    s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")]))
+    asyncio.run(s.start("p", variables={"x": "hello"}).send())
+    rel = s.runs.sql("SELECT prompt_id, status, response FROM runs")
+    assert rel.fetchall() == [("p", "success", "hello")]
+    assert rel.df()["response"].tolist() == ["hello"]
+    assert rel.arrow().num_rows == 1 if hasattr(rel.arrow(), "num_rows") else True
+    assert s.runs.sql("SELECT response FROM runs WHERE prompt_id = ?", ["p"]).fetchall() == [
+        ("hello",)
+    ]
+    with pytest.raises(ps.RunLogError, match="Catalog"):
+        s.runs.sql("SELECT * FROM missing_table")
+    s.close()
+
+
+def test_unopenable_db_raises_typed_error(tmp_path: Path) -> None:
+    with pytest.raises(ps.RunLogError):
+        ps.Session(db=str(tmp_path))  # a directory
+    junk = tmp_path / "junk.duckdb"
+    junk.write_bytes(b"this is not a duckdb file" * 100)
+    with pytest.raises(ps.RunLogError):
+        ps.Session(db=str(junk))
+    assert junk.read_bytes() == b"this is not a duckdb file" * 100
+
+
+def test_db_locked_by_another_process_is_a_typed_error(tmp_path: Path) -> None:
+    db = tmp_path / "locked.duckdb"
+    ps.Session(db=str(db)).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+            import duckdb, sys, time
+            c = duckdb.connect({str(db)!r})
+            print('ready', flush=True)
+            sys.stdin.read()
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        from promptstate._runlog import RunLog
+
+        with pytest.raises(ps.RunLogLockedError, match="locked"):
+            RunLog(str(db), "x", lock_retries=2)
+    finally:
+        holder.communicate("")
+
+
+def test_rows_left_running_by_a_killed_process_become_interrupted(tmp_path: Path) -> None:
+    db = tmp_path / "crash.duckdb"
+    script = textwrap.dedent(f"""
+        import asyncio, os, signal, sys
+        import promptstate as ps
+        s = ps.Session(db={str(db)!r})
+        s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{{{x}}}}")]))
+        async def main():
+            done = await s.start("p", variables={{"x": "finished"}}).send()
+            print("done", done.run_id, flush=True)
+            slow = s.start("p", variables={{"x": " ".join(["w"] * 1000)}})
+            t = asyncio.create_task(slow.send(settings={{"echo_delay": 0.05}}))
+            while slow.status != "running":
+                await asyncio.sleep(0.01)
+            s.runs.flush()
+            print("running", flush=True)
+            await t
+        asyncio.run(main())
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    done_line = proc.stdout.readline().split()
+    assert done_line[0] == "done"
+    assert proc.stdout.readline().strip() == "running"
+    os.kill(proc.pid, 9)
+    proc.wait()
+    with ps.Session(db=str(db)) as s:
+        rows = dict(s.runs.sql("SELECT run_id, status FROM runs").fetchall())
+        assert rows[done_line[1]] == "success"
+        assert sorted(rows.values()) == ["interrupted", "success"]
+        assert s.runlog.recovered == 1
+
+
+def test_second_session_in_same_process_does_not_interrupt_the_first(tmp_path: Path) -> None:
+    import asyncio
+
+    db = str(tmp_path / "two.duckdb")
+
+    async def main() -> None:
+        a = ps.Session(db=db)
+        a.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")]))
+        inst = a.start("p", variables={"x": "a b c d"})
+        t = asyncio.create_task(inst.send(settings={"echo_delay": 0.05}))
+        while inst.status != "running":
+            await asyncio.sleep(0.01)
+        a.runs.flush()
+        b = ps.Session(db=db)
+        assert b.runlog.recovered == 0
+        run = await t
+        assert run.status == "success"
+        b.close()
+        a.close()
+
+    asyncio.run(main())
