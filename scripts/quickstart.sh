@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install promptstate into .venv, run the offline demo into a local DuckDB file, execute
+# notebooks/quickstart.ipynb on the echo provider, then open it in JupyterLab.
+# Usage: bash scripts/quickstart.sh [--no-lab]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[notebook]"
+
+mkdir -p build
+(cd build && ../.venv/bin/promptstate demo --db promptstate-demo.duckdb)
+.venv/bin/jupyter nbconvert --to notebook --execute notebooks/quickstart.ipynb \
+  --output-dir build --output quickstart.executed.ipynb
+echo "executed notebook: build/quickstart.executed.ipynb"
+
+if [ "${1:-}" != "--no-lab" ] && [ -z "${CI:-}" ]; then
+  exec .venv/bin/jupyter lab notebooks/quickstart.ipynb
+fi
