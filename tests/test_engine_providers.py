@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 FAKE_KEY = "sk-test-SECRET-0123456789abcdef"
 FAKE_ANTHROPIC_KEY = "sk-ant-SECRET-fedcba9876543210"
-FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.2, jitter=0.0)
+FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=1.0, jitter=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +34,30 @@ def llm(server: FakeLLMServer, tmp_path: Path) -> Iterator[ps.Session]:
     s = ps.Session(
         db=str(tmp_path / "runs.duckdb"),
         providers=[
-            OpenAICompatible(base_url=server.openai_base_url, api_key=FAKE_KEY, retry=FAST_RETRY,
-                             timeouts=Timeouts(connect=2, read=0.5), max_concurrency=4),
-            Anthropic(base_url=server.base_url, api_key=FAKE_ANTHROPIC_KEY, retry=FAST_RETRY,
-                      timeouts=Timeouts(connect=2, read=0.5)),
+            OpenAICompatible(
+                base_url=server.openai_base_url,
+                api_key=FAKE_KEY,
+                retry=FAST_RETRY,
+                timeouts=Timeouts(connect=2, read=0.5),
+                max_concurrency=4,
+            ),
+            Anthropic(
+                base_url=server.base_url,
+                api_key=FAKE_ANTHROPIC_KEY,
+                retry=FAST_RETRY,
+                timeouts=Timeouts(connect=2, read=0.5),
+            ),
         ],
         prices={"openai:gpt-test": (1.0, 4.0)},
     )
-    s.prompts.register(ps.Prompt(
-        id="ask",
-        messages=[ps.system("Answer briefly."), ps.user("{{question}}")],
-        model="openai:gpt-test",
-        settings={"temperature": 0.2, "max_tokens": 50, "echo_delay": 0.1},
-    ))
+    s.prompts.register(
+        ps.Prompt(
+            id="ask",
+            messages=[ps.system("Answer briefly."), ps.user("{{question}}")],
+            model="openai:gpt-test",
+            settings={"temperature": 0.2, "max_tokens": 50, "echo_delay": 0.1},
+        )
+    )
     yield s
     s.close()
 
@@ -59,7 +70,9 @@ def _row(session: ps.Session, run_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("model", ["openai:gpt-test", "anthropic:claude-test"])
-async def test_streamed_reply_usage_and_settings(llm: ps.Session, server: FakeLLMServer, model: str) -> None:
+async def test_streamed_reply_usage_and_settings(
+    llm: ps.Session, server: FakeLLMServer, model: str
+) -> None:
     question = "What is DuckDB, in one line?"
     run = await llm.start("ask", variables={"question": question}, model=model).send()
     assert run.status == "success", run.error
@@ -82,8 +95,9 @@ async def test_streamed_reply_usage_and_settings(llm: ps.Session, server: FakeLL
 
 
 async def test_missing_usage_falls_back(llm: ps.Session) -> None:
-    run = await llm.start("ask", variables={"question": "hi there"},
-                          model="openai:gpt+fault:no_usage").send()
+    run = await llm.start(
+        "ask", variables={"question": "hi there"}, model="openai:gpt+fault:no_usage"
+    ).send()
     assert run.status == "success" and run.response == "hi there"
     assert run.input_tokens is None and run.output_tokens is None and run.cost_usd is None
 
@@ -103,11 +117,19 @@ async def test_missing_usage_falls_back(llm: ps.Session) -> None:
     ],
 )
 async def test_faults_end_in_the_right_terminal_row(
-    llm: ps.Session, server: FakeLLMServer, fault: str, status: str, attempts: int, error_part: str | None
+    llm: ps.Session,
+    server: FakeLLMServer,
+    fault: str,
+    status: str,
+    attempts: int,
+    error_part: str | None,
 ) -> None:
     server.reset()
-    inst = llm.start("ask", variables={"question": "one two three four five"},
-                     model=f"openai:gpt-{fault}+fault:{fault}")
+    inst = llm.start(
+        "ask",
+        variables={"question": "one two three four five"},
+        model=f"openai:gpt-{fault}+fault:{fault}",
+    )
     run = await inst.send()
     assert run.status == status, run.error
     assert run.attempts == attempts
@@ -131,10 +153,15 @@ async def test_retry_after_is_honoured(llm: ps.Session, server: FakeLLMServer) -
 
 
 async def test_concurrency_cap_queues_runs(llm: ps.Session, server: FakeLLMServer) -> None:
-    insts = [llm.start("ask", variables={"question": f"q{i}"}, model="openai:gpt+fault:delay=0.2")
-             for i in range(10)]
+    insts = [
+        llm.start("ask", variables={"question": f"q{i}"}, model="openai:gpt+fault:delay=0.2")
+        for i in range(10)
+    ]
     tasks = [asyncio.create_task(i.send()) for i in insts]
-    await asyncio.sleep(0.1)
+    for _ in range(200):  # wait for the 'running' rows to commit and the slots to fill
+        await asyncio.sleep(0.01)
+        if [i.status for i in insts].count("running") == 4:
+            break
     statuses = [i.status for i in insts]
     assert statuses.count("running") == 4, statuses  # max_concurrency=4
     assert statuses.count("queued") == 6
@@ -142,9 +169,13 @@ async def test_concurrency_cap_queues_runs(llm: ps.Session, server: FakeLLMServe
     assert all(r.status == "success" for r in results)
 
 
-async def test_cancel_stops_the_http_stream_promptly(llm: ps.Session, server: FakeLLMServer) -> None:
+async def test_cancel_stops_the_http_stream_promptly(
+    llm: ps.Session, server: FakeLLMServer
+) -> None:
     server.reset()
-    inst = llm.start("ask", variables={"question": " ".join(["w"] * 200)}, model="openai:gpt+fault:drip=0.02")
+    inst = llm.start(
+        "ask", variables={"question": " ".join(["w"] * 200)}, model="openai:gpt+fault:drip=0.02"
+    )
     task = asyncio.create_task(inst.send())
     while not (inst.last_run and inst.last_run.response):
         await asyncio.sleep(0.01)
@@ -186,22 +217,40 @@ async def test_unknown_provider_is_a_typed_error_before_anything_runs(llm: ps.Se
     assert llm.runs.count() == 0
 
 
-async def test_secrets_never_written_anywhere(server: FakeLLMServer, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_secrets_never_written_anywhere(
+    server: FakeLLMServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     db = tmp_path / "secret.duckdb"
-    wrong = OpenAICompatible(name="wrong", base_url=server.openai_base_url, api_key=FAKE_KEY, retry=FAST_RETRY)
+    wrong = OpenAICompatible(
+        name="wrong", base_url=server.openai_base_url, api_key=FAKE_KEY, retry=FAST_RETRY
+    )
     keyed = FakeLLMServer(api_key="the-right-key").start()
     try:
-        s = ps.Session(db=str(db), providers=[
-            OpenAICompatible(name="keyed", base_url=keyed.openai_base_url, api_key=FAKE_KEY, retry=FAST_RETRY),
-            wrong,
-        ])
+        s = ps.Session(
+            db=str(db),
+            providers=[
+                OpenAICompatible(
+                    name="keyed", base_url=keyed.openai_base_url, api_key=FAKE_KEY, retry=FAST_RETRY
+                ),
+                wrong,
+            ],
+        )
         s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")], model="wrong:m"))
         inst = s.start("p", variables={"x": "hello"})
         ok = await inst.send()
         denied = await inst.send(model="keyed:m")  # the server's 401 message repeats the key
         assert ok.status == "success" and denied.status == "error"
-        texts = [repr(s), repr(s.providers), repr(wrong), repr(inst), repr(ok), repr(denied),
-                 str(denied.error), caplog.text, json.dumps([str(a) for a in s.store.get_state().runs.values()])]
+        texts = [
+            repr(s),
+            repr(s.providers),
+            repr(wrong),
+            repr(inst),
+            repr(ok),
+            repr(denied),
+            str(denied.error),
+            caplog.text,
+            json.dumps([str(a) for a in s.store.get_state().runs.values()]),
+        ]
         await s.aclose()
         for t in texts:
             assert FAKE_KEY not in t

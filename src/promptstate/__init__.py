@@ -37,6 +37,7 @@ from ._exceptions import (
     UnknownInstanceError,
     UnknownPromptError,
     UnknownProviderError,
+    UnknownRunError,
     UnusedVariableWarning,
     VariableError,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "UnknownInstanceError",
     "UnknownPromptError",
     "UnknownProviderError",
+    "UnknownRunError",
     "UnusedVariableWarning",
     "VariableError",
     "VariableValue",

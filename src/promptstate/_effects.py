@@ -261,8 +261,10 @@ def _cache_key(
 def _instance_hash(
     variables: list[tuple[str, str, str]], history: tuple[ChatMessage, ...], version: str
 ) -> str:
+    # values, not their sources: a restored instance holds the same values as its own
+    pairs = sorted((n, v) for n, v, _ in variables)
     raw = json.dumps(
-        {"v": variables, "h": [(m.role, m.content) for m in history], "p": version},
+        {"v": pairs, "h": [(m.role, m.content) for m in history], "p": version},
         ensure_ascii=False,
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
@@ -322,7 +324,9 @@ def _prepare(
         "settings": merged_settings,
         "cache_key": key if cache else None,
         "action_index": session.store.action_count,
-        "state_hash": _instance_hash(variables, inst.history, prompt.version),
+        "state_hash": _instance_hash(
+            variables, inst.history if content is not None else (), prompt.version
+        ),
         "sweep_id": sweep_id,
         "tracked": inst.track_in_runs,
         "at": time.time(),

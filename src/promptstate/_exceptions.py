@@ -6,6 +6,7 @@ catches anything the library raises on purpose::
     PromptStateError
     ├── UnknownPromptError          start()/fetch of an id no source knows
     ├── UnknownInstanceError        an instance id that is not in the store
+    ├── UnknownRunError             a run id that is not in the run log
     ├── TemplateError               a malformed ``{{ ... }}`` template
     ├── PromptFileError             a prompt file that cannot be read or validated
     ├── InvalidPromptError          a Prompt built with wrong types or values
@@ -50,6 +51,7 @@ __all__ = [
     "UnknownInstanceError",
     "UnknownPromptError",
     "UnknownProviderError",
+    "UnknownRunError",
     "UnusedVariableWarning",
     "VariableError",
 ]
@@ -78,6 +80,17 @@ class UnknownInstanceError(PromptStateError, KeyError):
     def __init__(self, instance_id: str) -> None:
         self.instance_id = instance_id
         super().__init__(f"unknown instance {instance_id!r}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnknownRunError(PromptStateError, KeyError):
+    """The run id is not in the run log."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"unknown run {run_id!r}")
 
     def __str__(self) -> str:
         return str(self.args[0])

@@ -59,8 +59,11 @@ def _prompt_pending(state: State, p: Mapping[str, Any]) -> State:
 def _prompt_fulfilled(state: State, p: Mapping[str, Any]) -> State:
     prompt = prompt_from_dict(p["prompt"])
     entry = PromptEntry(prompt=prompt, source=str(p["source"]), fetched_at=float(p["at"]))
-    # the bare id is the cache slot start() checks; id@version is what instances read
-    prompts = state.prompts.set(prompt.id, entry).set(f"{prompt.id}@{prompt.version}", entry)
+    # the bare id is the cache slot start() checks; id@version is what instances read.
+    # Restoring an old run fetches its version without making it the latest.
+    prompts = state.prompts.set(f"{prompt.id}@{prompt.version}", entry)
+    if p.get("latest", True):
+        prompts = prompts.set(prompt.id, entry)
     return replace(state, prompts=prompts)
 
 
@@ -217,6 +220,25 @@ def _message_appended(state: State, p: Mapping[str, Any]) -> State:
 @_on("instances/history_cleared")
 def _history_cleared(state: State, p: Mapping[str, Any]) -> State:
     return _update_instance(state, p["instance_id"], history=())
+
+
+@_on("instances/restored")
+def _instance_restored(state: State, p: Mapping[str, Any]) -> State:
+    inst = state.instances.get(p["instance_id"])
+    if inst is None:
+        return state
+    values = immutables.Map(p.get("values") or {})
+    history = tuple(ChatMessage(m["role"], m["content"], m.get("run_id")) for m in p["history"])
+    return _update_instance(
+        state,
+        inst.id,
+        prompt_version=p["prompt_version"],
+        values=values,
+        given=frozenset(values),
+        history=history,
+        status="idle",
+        error=None,
+    )
 
 
 @_on("instances/closed")

@@ -429,19 +429,20 @@ class RunLog:
             out[scope] = {n: v for n, v in rows}
         return out
 
-    def load_prompt(self, prompt_id: str) -> dict[str, Any] | None:
-        """The newest stored version of a prompt, as a dict, or None."""
+    def load_prompt(self, prompt_id: str, version: str | None = None) -> dict[str, Any] | None:
+        """A stored prompt version (the newest when ``version`` is None) as a dict, or None."""
         self.flush()
-        row = (
+        query = "SELECT definition FROM prompts WHERE prompt_id = ?"
+        params: list[Any] = [prompt_id]
+        if version is not None:
+            query += " AND version = ?"
+            params.append(version)
+        rows = (
             self._con.cursor()
-            .execute(
-                "SELECT definition FROM prompts WHERE prompt_id = ? "
-                "ORDER BY created_at DESC LIMIT 1",
-                [prompt_id],
-            )
-            .fetchone()
+            .execute(query + " ORDER BY created_at DESC LIMIT 1", params)
+            .fetchall()
         )
-        return None if row is None else dict(json.loads(row[0]))
+        return None if not rows else dict(json.loads(rows[0][0]))
 
     def prompt_ids(self) -> list[str]:
         """Ids of the prompts stored in the DB."""

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ._devtools import DevTools
 from ._effects import (
     RunResult,
     execute_message,
@@ -30,6 +31,7 @@ from ._exceptions import (
 from ._prompt import Prompt, load_prompt_file, normalize_value, prompt_from_dict
 from ._reducers import reduce
 from ._runlog import RunLog
+from ._runs import RunDiff, RunRecord, diff_runs, get_run, rerun, restore_run
 from ._selectors import (
     MergedVariables,
     select_display_messages,
@@ -215,6 +217,18 @@ class ProviderRegistry:
             raise UnknownProviderError(name, [*self._providers, "openai", "anthropic"]) from None
         return name, rest or name, self.get(name)
 
+    def secrets(self) -> list[str]:
+        """API keys of the configured providers (for redaction; never logged)."""
+        with self._lock:
+            provs = list(self._providers.values())
+        out = []
+        for p in provs:
+            holder = getattr(p, "_api_key", None)
+            key = holder.get() if holder is not None and hasattr(holder, "get") else None
+            if isinstance(key, str) and key:
+                out.append(key)
+        return out
+
     def names(self) -> list[str]:
         """Configured prefixes."""
         with self._lock:
@@ -253,6 +267,22 @@ class Runs:
         """Block until every run written so far is committed."""
         self._session.runlog.flush()
 
+    def get(self, run_id: str) -> RunRecord:
+        """One run as a :class:`RunRecord` (raises :class:`UnknownRunError`)."""
+        return get_run(self._session, run_id)
+
+    def diff(self, a: str, b: str) -> RunDiff:
+        """Compare two runs: fields, variables, rendered prompt and response."""
+        return diff_runs(get_run(self._session, a), get_run(self._session, b))
+
+    async def rerun(self, run_id: str, model: str | None = None) -> RunResult:
+        """Re-run with that run's prompt version and variables (optionally another model)."""
+        return await rerun(self._session, run_id, model)
+
+    def restore(self, run_id: str, into: Instance | None = None) -> Instance:
+        """The instance state (variables, conversation) that produced ``run_id``."""
+        return restore_run(self._session, run_id, into)
+
 
 def _now() -> float:
     import time
@@ -277,7 +307,9 @@ class Session:
     cache : bool
         Reuse successful replies for identical requests (opt-in; also per send).
     middleware : sequence, optional
-        Extra store middleware, outermost first.
+        Extra store middleware, outermost first (after the devtools recorder).
+    history : int
+        How many actions ``session.devtools`` keeps (older ones fold into its base state).
     """
 
     def __init__(
@@ -291,6 +323,7 @@ class Session:
         prices: Mapping[str, tuple[float, float]] | None = None,
         cache: bool = False,
         middleware: Iterable[Middleware] = (),
+        history: int = 500,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.db = None if db is None else os.fspath(db)
@@ -298,9 +331,11 @@ class Session:
         self.cache = cache
         self.prices = dict(prices or {})
         self.runlog = RunLog(self.db, self.id)
-        self.store = Store(reduce, initial_state(), tuple(middleware))
-        self.prompts = PromptRegistry(self)
         self.providers = ProviderRegistry(providers)
+        self.devtools = DevTools(max_age=history, secrets=self.providers.secrets)
+        self.store = Store(reduce, initial_state(), (self.devtools.middleware, *middleware))
+        self.devtools.restore_run = lambda run_id, into=None: restore_run(self, run_id, into)
+        self.prompts = PromptRegistry(self)
         self.runs = Runs(self)
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._cancel_requested: set[str] = set()
@@ -313,6 +348,25 @@ class Session:
             self._bind_loop(asyncio.get_running_loop())
         if any(x is not None for x in (user_id, org_id, project_id)):
             fetch_scoped_variables(self)
+
+    @classmethod
+    def from_export(
+        cls, text: str | bytes, db: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> Session:
+        """A new session whose state is restored from ``session.devtools.export()``.
+
+        Raises :class:`StateImportError` for a malformed or tampered export.
+        """
+        from ._devtools import parse_export
+
+        parse_export(text)  # validate before opening anything
+        session = cls(db=db, **kwargs)
+        try:
+            session.devtools.import_(text)
+        except BaseException:
+            session.close()
+            raise
+        return session
 
     # -- loop handling -----------------------------------------------------------------------
 
