@@ -1,0 +1,53 @@
+"""LLM providers: async clients that stream a chat reply as events.
+
+Each provider's ``stream(request)`` is an async generator of :class:`AttemptStarted`,
+:class:`TextDelta` and :class:`UsageInfo`; consume it inside ``contextlib.aclosing`` so
+the HTTP stream closes as soon as the consumer stops::
+
+    provider = OpenAICompatible(base_url="http://127.0.0.1:8000/v1")
+    request = ChatRequest("my-model", ({"role": "user", "content": "hi"},))
+    async with aclosing(provider.stream(request)) as events:
+        async for event in events:
+            ...
+"""
+
+from promptstate._exceptions import (
+    ProviderConnectionError,
+    ProviderError,
+    ProviderHTTPError,
+    ProviderStreamError,
+    ProviderTimeoutError,
+)
+
+from ._anthropic import Anthropic
+from ._base import (
+    AttemptStarted,
+    ChatRequest,
+    Provider,
+    RetryPolicy,
+    StreamEvent,
+    TextDelta,
+    Timeouts,
+    UsageInfo,
+)
+from ._echo import Echo
+from ._openai import OpenAICompatible
+
+__all__ = [
+    "Anthropic",
+    "AttemptStarted",
+    "ChatRequest",
+    "Echo",
+    "OpenAICompatible",
+    "Provider",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderHTTPError",
+    "ProviderStreamError",
+    "ProviderTimeoutError",
+    "RetryPolicy",
+    "StreamEvent",
+    "TextDelta",
+    "Timeouts",
+    "UsageInfo",
+]

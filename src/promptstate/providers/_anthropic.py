@@ -1,0 +1,203 @@
+"""Anthropic's Messages API (``POST /v1/messages``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from typing import Any
+
+import httpx
+
+from promptstate._exceptions import ProviderStreamError
+
+from ._base import ChatRequest, RetryPolicy, StreamEvent, TextDelta, Timeouts, UsageInfo
+from ._http import HTTPProvider, TransportArg
+from ._retry import RetryableError
+
+__all__ = ["Anthropic"]
+
+DEFAULT_MAX_TOKENS = 1024
+
+# Error event types inside a 200 stream that the API would have sent as 429/5xx.
+_TRANSIENT_ERROR_KINDS = frozenset(
+    {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
+)
+
+
+class Anthropic(HTTPProvider):
+    """Anthropic's Messages API.
+
+    System messages are joined into the top-level ``system`` field; ``max_tokens``
+    defaults to 1024 because the API requires it; an OpenAI-style ``stop`` setting is
+    sent as ``stop_sequences``. Other settings pass through unchanged.
+
+    Parameters
+    ----------
+    name : str
+        Prefix in model strings.
+    base_url : str, optional
+        Defaults to ``$ANTHROPIC_BASE_URL`` or ``https://api.anthropic.com``.
+    api_key : str, optional
+        Sent as ``x-api-key``. Defaults to ``$ANTHROPIC_API_KEY``. Never shown in reprs
+        or error messages.
+    retry : RetryPolicy
+    timeouts : Timeouts
+    max_concurrency : int
+        Calls the engine runs at once against this provider.
+    headers : mapping, optional
+        Extra headers for every request (e.g. ``anthropic-beta``).
+    transport : httpx.AsyncBaseTransport or callable, optional
+        Replaces httpx's network transport (e.g. ``httpx_aiohttp.AiohttpTransport``).
+        Pass a zero-argument factory to get a fresh one per client, which survives
+        :meth:`aclose` and a change of event loop; an instance serves one client.
+    anthropic_version : str
+        The ``anthropic-version`` header.
+    """
+
+    default_base_url = "https://api.anthropic.com"
+    base_url_env = "ANTHROPIC_BASE_URL"
+    api_key_env = "ANTHROPIC_API_KEY"
+
+    def __init__(
+        self,
+        name: str = "anthropic",
+        base_url: str | None = None,
+        api_key: str | None = None,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, safe to share
+        timeouts: Timeouts = Timeouts(),  # noqa: B008
+        max_concurrency: int = 16,
+        headers: Mapping[str, str] | None = None,
+        transport: TransportArg = None,
+        anthropic_version: str = "2023-06-01",
+    ) -> None:
+        super().__init__(
+            name=name,
+            base_url=base_url,
+            api_key=api_key,
+            retry=retry,
+            timeouts=timeouts,
+            max_concurrency=max_concurrency,
+            headers=headers,
+            transport=transport,
+        )
+        self.anthropic_version = anthropic_version
+
+    def _auth_headers(self, api_key: str | None) -> dict[str, str]:
+        headers = {"anthropic-version": self.anthropic_version}
+        if api_key:
+            headers["x-api-key"] = api_key
+        return headers
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = dict(request.settings)
+        if "stop" in body:
+            stop = body.pop("stop")
+            if stop is not None and "stop_sequences" not in body:
+                body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        system = [m["content"] for m in request.messages if m.get("role") == "system"]
+        if system and "system" not in body:
+            body["system"] = "\n\n".join(system)
+        body["model"] = request.model
+        body["messages"] = [
+            {"role": m["role"], "content": m["content"]}
+            for m in request.messages
+            if m.get("role") != "system"
+        ]
+        body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+        body["stream"] = request.stream
+        return body
+
+    async def _attempt(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        response = await self._send("/v1/messages", self._body(request), stream=request.stream)
+        try:
+            content_type = response.headers.get("content-type", "")
+            if not request.stream or "text/event-stream" not in content_type:
+                for event in self._parse_message(await self._read_json(response)):
+                    yield event
+                return
+            async for event in self._parse_stream(response):
+                yield event
+        finally:
+            await response.aclose()
+
+    def _parse_message(self, data: Any) -> list[StreamEvent]:
+        if not isinstance(data, dict):
+            raise ProviderStreamError(f"{self.name}: response is not a JSON object")
+        blocks = data.get("content") or []
+        text = "".join(
+            b["text"]
+            for b in blocks
+            if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+        )
+        events: list[StreamEvent] = [TextDelta(text)]
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            events.append(UsageInfo(_input_tokens(usage), _int(usage.get("output_tokens"))))
+        return events
+
+    async def _parse_stream(self, response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
+        input_tokens: int | None = None
+        output_tokens: int | None = None
+        saw_usage = False
+        stopped = False
+        async with aclosing(self._sse(response)) as events:
+            async for sse in events:
+                # Read on to the end of the body after message_stop so the connection
+                # goes back to the pool instead of being closed.
+                if stopped:
+                    continue
+                data = self._decode_event(sse.data)
+                kind = data.get("type", sse.event)
+                if kind == "content_block_delta":
+                    delta = data.get("delta")
+                    if isinstance(delta, dict) and delta.get("type") == "text_delta":
+                        text = delta.get("text")
+                        if isinstance(text, str) and text:
+                            yield TextDelta(text)
+                elif kind == "message_start":
+                    message = data.get("message")
+                    usage = message.get("usage") if isinstance(message, dict) else None
+                    if isinstance(usage, dict):
+                        saw_usage = True
+                        input_tokens = _input_tokens(usage)
+                        output_tokens = _int(usage.get("output_tokens"))
+                elif kind == "message_delta":
+                    usage = data.get("usage")
+                    if isinstance(usage, dict):
+                        saw_usage = True
+                        # Cumulative counts: the last message_delta wins.
+                        output_tokens = _int(usage.get("output_tokens"), output_tokens)
+                        if usage.get("input_tokens") is not None:
+                            input_tokens = _input_tokens(usage)
+                elif kind == "message_stop":
+                    stopped = True
+                elif kind == "error":
+                    raise self._stream_error(data.get("error"))
+                # ping, content_block_start/stop and future event types need nothing.
+        if not stopped:
+            raise self._ended_early("message_stop")
+        if saw_usage:
+            yield UsageInfo(input_tokens, output_tokens)
+
+    def _stream_error(self, err: Any) -> RetryableError | ProviderStreamError:
+        kind = str(err.get("type", "")) if isinstance(err, dict) else ""
+        message = str(err.get("message", err)) if isinstance(err, dict) else str(err)
+        # status_code stays None: the HTTP status of this response was 200.
+        error = ProviderStreamError(
+            self._redact(f"{self.name}: error event in stream: {message} ({kind or 'unknown'})")
+        )
+        return RetryableError(error, kind) if kind in _TRANSIENT_ERROR_KINDS else error
+
+
+def _int(value: Any, default: int | None = None) -> int | None:
+    return value if isinstance(value, int) else default
+
+
+def _input_tokens(usage: Mapping[str, Any]) -> int | None:
+    # Cached prompt tokens are reported apart; OpenAI's prompt_tokens includes them, so
+    # add them up to keep input_tokens comparable across providers.
+    base = _int(usage.get("input_tokens"))
+    if base is None:
+        return None
+    cache_keys = ("cache_creation_input_tokens", "cache_read_input_tokens")
+    return base + sum(_int(usage.get(k)) or 0 for k in cache_keys)

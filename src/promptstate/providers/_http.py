@@ -1,0 +1,296 @@
+"""Machinery the HTTP providers share: one lazy httpx client, error mapping, redaction."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+import os
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from promptstate._exceptions import (
+    ProviderConnectionError,
+    ProviderError,
+    ProviderHTTPError,
+    ProviderStreamError,
+    ProviderTimeoutError,
+)
+
+from ._base import ChatRequest, Provider, RetryPolicy, StreamEvent, Timeouts
+from ._retry import RetryableError, parse_retry_after, stream_with_retries
+from ._sse import ServerSentEvent, aiter_sse
+
+__all__ = ["HTTPProvider", "TransportArg"]
+
+# A transport, or a zero-argument factory called for every new client: an instance is
+# closed with its client and bound to one event loop, a factory survives both.
+TransportArg = httpx.AsyncBaseTransport | Callable[[], httpx.AsyncBaseTransport] | None
+
+# Statuses worth sending again: rate limits, request timeouts, server trouble (incl. 529).
+_RETRYABLE_STATUS = frozenset({408, 429})
+
+
+def _is_retryable_status(status: int) -> bool:
+    return status in _RETRYABLE_STATUS or status >= 500
+
+
+class _Secret:
+    """Holds the API key so that no repr, vars() dump or debugger view shows it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value
+
+    def get(self) -> str | None:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<hidden>" if self._value else "None"
+
+
+def _display_url(url: str) -> str:
+    """The URL without user info, query or fragment (where keys sometimes hide)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class HTTPProvider(Provider):
+    """Base of the HTTP providers: client lifecycle, retries and error mapping.
+
+    Subclasses set the class attributes and implement :meth:`_attempt`, one try of the
+    request that raises :class:`RetryableError` for failures worth retrying.
+    """
+
+    default_base_url: ClassVar[str]
+    base_url_env: ClassVar[str]
+    api_key_env: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str | None,
+        api_key: str | None,
+        retry: RetryPolicy,
+        timeouts: Timeouts,
+        max_concurrency: int,
+        headers: Mapping[str, str] | None,
+        transport: TransportArg,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.name = name
+        url = base_url or os.environ.get(self.base_url_env) or self.default_base_url
+        self.base_url = url.rstrip("/")
+        key = api_key if api_key is not None else os.environ.get(self.api_key_env)
+        self._api_key = _Secret(key or None)
+        self.retry = retry
+        self.timeouts = timeouts
+        self.max_concurrency = max_concurrency
+        self._extra_headers = dict(headers or {})
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        url = _display_url(self.base_url)
+        return f"{type(self).__name__}(name={self.name!r}, base_url={url!r})"
+
+    # -- client lifecycle ---------------------------------------------------------------
+
+    def _get_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._client
+        # Connections belong to the loop that opened them; a new loop (asyncio.run per
+        # call in a script) needs a new client rather than a pool of dead sockets.
+        if client is None or client.is_closed or self._client_loop is not loop:
+            transport = self._transport
+            if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+                transport = transport()
+            client = httpx.AsyncClient(
+                timeout=httpx.Timeout(
+                    connect=self.timeouts.connect,
+                    read=self.timeouts.read,
+                    write=self.timeouts.read,
+                    # The engine's semaphore does the queueing; waiting for a pooled
+                    # connection must not count as a timeout.
+                    pool=None,
+                ),
+                limits=httpx.Limits(
+                    max_connections=None,
+                    max_keepalive_connections=self.max_concurrency,
+                ),
+                transport=transport,
+            )
+            self._client = client
+            self._client_loop = loop
+        return client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        loop, self._client_loop = self._client_loop, None
+        if client is not None and loop is asyncio.get_running_loop():
+            await client.aclose()
+
+    # -- the public stream --------------------------------------------------------------
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        async with aclosing(stream_with_retries(self.retry, lambda: self._attempt(request))) as ev:
+            async for event in ev:
+                yield event
+
+    @abc.abstractmethod
+    def _attempt(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        """One try: yield text and usage, raise ProviderError or RetryableError."""
+
+    @abc.abstractmethod
+    def _auth_headers(self, api_key: str | None) -> dict[str, str]:
+        """Headers that carry the key (and API version) for one request."""
+
+    # -- helpers for subclasses ---------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        key = self._api_key.get()
+        if key and len(key) >= 4:
+            text = text.replace(key, "***")
+        return text
+
+    async def _send(self, path: str, body: Mapping[str, Any], *, stream: bool) -> httpx.Response:
+        """POST ``body`` and return a 2xx response (its body unread when streaming)."""
+        client = self._get_client()
+        url = f"{self.base_url}{path}"
+        headers = {**self._extra_headers, **self._auth_headers(self._api_key.get())}
+        if stream:
+            headers.setdefault("accept", "text/event-stream")
+        try:
+            request = client.build_request("POST", url, json=body, headers=headers)
+            response = await client.send(request, stream=stream)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise self._transport_error(exc, url, in_body=False) from exc
+        if response.status_code >= 400:
+            try:
+                await response.aread()
+            except httpx.HTTPError:
+                pass  # the status alone is still worth reporting
+            finally:
+                await response.aclose()
+            raise self._status_error(response)
+        return response
+
+    async def _read_json(self, response: httpx.Response) -> Any:
+        """Read a whole JSON body (already-read bodies included)."""
+        try:
+            raw = await response.aread()
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, str(response.url), in_body=True) from exc
+        try:
+            return json.loads(raw)
+        except ValueError:
+            snippet = raw[:200].decode("utf-8", "replace")
+            raise ProviderStreamError(
+                self._redact(f"{self.name}: malformed JSON response: {snippet!r}"),
+                status_code=response.status_code,
+            ) from None
+
+    async def _sse(self, response: httpx.Response) -> AsyncGenerator[ServerSentEvent, None]:
+        """Events of a streaming response, with network failures mapped."""
+        try:
+            async with aclosing(aiter_sse(response.aiter_lines())) as events:
+                async for event in events:
+                    yield event
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise self._transport_error(exc, str(response.url), in_body=True) from exc
+
+    def _decode_event(self, data: str) -> dict[str, Any]:
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            problem = "invalid JSON"
+        else:
+            if isinstance(obj, dict):
+                return obj
+            problem = "not a JSON object"
+        raise ProviderStreamError(
+            self._redact(f"{self.name}: malformed SSE data line ({problem}): {data[:200]!r}")
+        )
+
+    def _ended_early(self, what: str) -> RetryableError:
+        error = ProviderStreamError(f"{self.name}: stream ended before {what}")
+        return RetryableError(error, "stream ended early")
+
+    # -- error mapping ------------------------------------------------------------------
+
+    def _transport_error(
+        self, exc: Exception, url: str, *, in_body: bool
+    ) -> RetryableError | ProviderError:
+        detail = self._redact(str(exc) or type(exc).__name__)
+        where = _display_url(url)
+        error: ProviderError
+        if isinstance(exc, httpx.TimeoutException):
+            if isinstance(exc, httpx.ConnectTimeout):
+                what = f"connecting to {where} took over {self.timeouts.connect:g}s"
+            elif isinstance(exc, httpx.ReadTimeout):
+                what = f"no data from {where} for {self.timeouts.read:g}s"
+            else:
+                what = f"{type(exc).__name__} on {where}"
+            error = ProviderTimeoutError(f"{self.name}: timed out: {what}")
+            reason = "timeout"
+        elif isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError)):
+            if in_body:
+                error = ProviderStreamError(f"{self.name}: connection dropped mid-stream: {detail}")
+                reason = "stream dropped"
+            else:
+                error = ProviderConnectionError(f"{self.name}: cannot reach {where}: {detail}")
+                reason = "connection error"
+        else:
+            # Bad URL, unsupported scheme, decoding trouble: sending again will not help.
+            error = ProviderConnectionError(f"{self.name}: request to {where} failed: {detail}")
+            error.__cause__ = exc
+            return error
+        error.__cause__ = exc
+        return RetryableError(error, reason)
+
+    def _status_error(self, response: httpx.Response) -> RetryableError | ProviderError:
+        status = response.status_code
+        detail = _api_error_message(response)
+        message = self._redact(
+            f"{self.name}: HTTP {status} {response.reason_phrase} from "
+            f"{_display_url(str(response.url))}: {detail}"
+        )
+        error = ProviderHTTPError(message, status_code=status)
+        if _is_retryable_status(status):
+            return RetryableError(error, f"HTTP {status}", parse_retry_after(response.headers))
+        return error
+
+
+def _api_error_message(response: httpx.Response) -> str:
+    """The human part of an API error body: ``error.message`` in OpenAI and Anthropic."""
+    try:
+        text = response.text
+    except (httpx.HTTPError, UnicodeDecodeError):
+        return "(unreadable body)"
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            message: str = err["message"]
+            kind = err.get("type") or err.get("code")
+            return f"{message} ({kind})" if isinstance(kind, str) and kind else message
+        if isinstance(err, str):
+            return err
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+        if isinstance(body.get("detail"), str):  # FastAPI-based local servers
+            return str(body["detail"])
+    text = " ".join(text.split())
+    return text[:500] or "(empty body)"

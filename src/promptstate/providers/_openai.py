@@ -1,0 +1,177 @@
+"""OpenAI-compatible chat completions (OpenAI, vLLM, Ollama, llama.cpp, LM Studio...)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from typing import Any
+
+import httpx
+
+from promptstate._exceptions import ProviderStreamError
+
+from ._base import ChatRequest, RetryPolicy, StreamEvent, TextDelta, Timeouts, UsageInfo
+from ._http import HTTPProvider, TransportArg
+from ._retry import RetryableError
+
+__all__ = ["OpenAICompatible"]
+
+# Mid-stream error objects whose type says "try again later".
+_TRANSIENT_ERROR_WORDS = ("server_error", "overloaded", "rate_limit", "timeout")
+
+
+class OpenAICompatible(HTTPProvider):
+    """Any server speaking OpenAI's ``POST /chat/completions``.
+
+    Parameters
+    ----------
+    name : str
+        Prefix in model strings, e.g. ``"openai"`` or ``"local"``.
+    base_url : str, optional
+        Up to and including ``/v1``. Defaults to ``$OPENAI_BASE_URL`` or
+        ``https://api.openai.com/v1``.
+    api_key : str, optional
+        Sent as a bearer token. Defaults to ``$OPENAI_API_KEY``; local servers may need
+        none. Never shown in reprs or error messages.
+    retry : RetryPolicy
+    timeouts : Timeouts
+    max_concurrency : int
+        Calls the engine runs at once against this provider.
+    headers : mapping, optional
+        Extra headers sent with every request (e.g. ``OpenAI-Organization``).
+    transport : httpx.AsyncBaseTransport or callable, optional
+        Replaces httpx's network transport (e.g. ``httpx_aiohttp.AiohttpTransport``).
+        Pass a zero-argument factory to get a fresh one per client, which survives
+        :meth:`aclose` and a change of event loop; an instance serves one client.
+
+    Notes
+    -----
+    Streaming asks for ``stream_options={"include_usage": True}``; a server that
+    rejects it can be told otherwise with ``settings={"stream_options": None}``.
+    """
+
+    default_base_url = "https://api.openai.com/v1"
+    base_url_env = "OPENAI_BASE_URL"
+    api_key_env = "OPENAI_API_KEY"
+
+    def __init__(
+        self,
+        name: str = "openai",
+        base_url: str | None = None,
+        api_key: str | None = None,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, safe to share
+        timeouts: Timeouts = Timeouts(),  # noqa: B008
+        max_concurrency: int = 16,
+        headers: Mapping[str, str] | None = None,
+        transport: TransportArg = None,
+    ) -> None:
+        super().__init__(
+            name=name,
+            base_url=base_url,
+            api_key=api_key,
+            retry=retry,
+            timeouts=timeouts,
+            max_concurrency=max_concurrency,
+            headers=headers,
+            transport=transport,
+        )
+
+    def _auth_headers(self, api_key: str | None) -> dict[str, str]:
+        return {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = dict(request.settings)
+        body["model"] = request.model
+        body["messages"] = [dict(m) for m in request.messages]
+        body["stream"] = request.stream
+        if request.stream:
+            body.setdefault("stream_options", {"include_usage": True})
+        if body.get("stream_options") is None:
+            # None means "send none"; the API also rejects it on non-streaming calls.
+            body.pop("stream_options", None)
+        return body
+
+    async def _attempt(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        response = await self._send("/chat/completions", self._body(request), stream=request.stream)
+        try:
+            content_type = response.headers.get("content-type", "")
+            if not request.stream or "text/event-stream" not in content_type:
+                # Also covers servers that ignore stream=true and answer with JSON.
+                for event in self._parse_completion(await self._read_json(response)):
+                    yield event
+                return
+            async for event in self._parse_stream(response):
+                yield event
+        finally:
+            await response.aclose()
+
+    def _parse_completion(self, data: Any) -> list[StreamEvent]:
+        if not isinstance(data, dict):
+            raise ProviderStreamError(f"{self.name}: response is not a JSON object")
+        choices = data.get("choices") or []
+        message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+        text = message.get("content") if isinstance(message, dict) else None
+        events: list[StreamEvent] = [TextDelta(text if isinstance(text, str) else "")]
+        usage = _usage(data.get("usage"))
+        if usage is not None:
+            events.append(usage)
+        return events
+
+    async def _parse_stream(self, response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
+        usage: UsageInfo | None = None
+        finished = done = False
+        async with aclosing(self._sse(response)) as events:
+            async for sse in events:
+                # Read on to the end of the body after [DONE]: a fully read response
+                # returns its connection to the pool, an abandoned one is closed.
+                if done:
+                    continue
+                if sse.data == "[DONE]":
+                    done = True
+                    continue
+                chunk = self._decode_event(sse.data)
+                if "error" in chunk:
+                    raise self._stream_error(chunk["error"])
+                for choice in chunk.get("choices") or ():
+                    if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                        continue
+                    delta = choice.get("delta")
+                    content = delta.get("content") if isinstance(delta, dict) else None
+                    if isinstance(content, str) and content:
+                        yield TextDelta(content)
+                    if choice.get("finish_reason"):
+                        finished = True
+                usage = _usage(chunk.get("usage")) or usage
+        # No [DONE] is fine if the model said it finished (some local servers omit it);
+        # otherwise the stream was cut short.
+        if not (done or finished):
+            raise self._ended_early("[DONE]")
+        if usage is not None:
+            yield usage
+
+    def _stream_error(self, err: Any) -> RetryableError | ProviderStreamError:
+        if isinstance(err, dict):
+            message = str(err.get("message") or err)
+            kind = str(err.get("type") or err.get("code") or "")
+        else:
+            message, kind = str(err), ""
+        suffix = f" ({kind})" if kind else ""
+        error = ProviderStreamError(
+            self._redact(f"{self.name}: error event in stream: {message}{suffix}")
+        )
+        if any(word in kind for word in _TRANSIENT_ERROR_WORDS):
+            return RetryableError(error, kind)
+        return error
+
+
+def _usage(raw: Any) -> UsageInfo | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt = raw.get("prompt_tokens")
+    completion = raw.get("completion_tokens")
+    if prompt is None and completion is None:
+        return None
+    return UsageInfo(
+        prompt if isinstance(prompt, int) else None,
+        completion if isinstance(completion, int) else None,
+    )

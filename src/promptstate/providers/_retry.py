@@ -1,0 +1,122 @@
+"""Retry loop shared by the HTTP providers: backoff, ``Retry-After``, attempt events."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import aclosing
+
+from promptstate._exceptions import ProviderError
+
+from ._base import AttemptStarted, RetryPolicy, StreamEvent, TextDelta
+
+__all__ = ["RetryableError", "backoff_delay", "parse_retry_after", "stream_with_retries"]
+
+
+class RetryableError(Exception):
+    """Internal signal: this attempt failed in a way that may succeed if sent again.
+
+    Never escapes the providers package: the retry loop unwraps ``error`` when it gives
+    up, so callers only ever see :class:`~promptstate.ProviderError` subclasses.
+    """
+
+    def __init__(self, error: ProviderError, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.error = error
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait according to ``retry-after-ms`` or ``Retry-After``, if given.
+
+    ``Retry-After`` may be delta-seconds or an HTTP date; unparsable values are ignored.
+    """
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(float(ms) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are GMT; a naive result came from "-0000"
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def backoff_delay(
+    policy: RetryPolicy,
+    failed_attempt: int,
+    retry_after: float | None = None,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to sleep after attempt number ``failed_attempt`` (1-based) failed."""
+    if retry_after is not None:
+        # The server knows its own rate-limit window better than our exponent does.
+        return min(retry_after, policy.max_delay)
+    delay = policy.base_delay * 2.0 ** (failed_attempt - 1)
+    delay *= 1.0 + policy.jitter * (2.0 * rand() - 1.0)
+    return max(0.0, min(delay, policy.max_delay))
+
+
+async def stream_with_retries(
+    policy: RetryPolicy,
+    attempt: Callable[[], AsyncGenerator[StreamEvent, None]],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> AsyncGenerator[StreamEvent, None]:
+    """Run ``attempt()`` until it completes, retrying :class:`RetryableError` failures.
+
+    A retry is only allowed while no :class:`TextDelta` has been yielded for this call:
+    text already shown to the caller cannot be taken back.
+    """
+    number = 1
+    reason: str | None = None
+    delay = 0.0
+    while True:
+        yield AttemptStarted(number, reason, delay)
+        if delay > 0:
+            await sleep(delay)
+        text_sent = False
+        try:
+            async with aclosing(attempt()) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        text_sent = True
+                    yield event
+            return
+        except RetryableError as failure:
+            if text_sent or number >= max(policy.max_attempts, 1):
+                raise _final(failure.error, number) from failure.error.__cause__
+            reason = failure.reason
+            delay = backoff_delay(policy, number, failure.retry_after)
+            number += 1
+        except ProviderError as error:
+            error.attempts = number
+            raise
+
+
+def _final(error: ProviderError, attempts: int) -> ProviderError:
+    if attempts <= 1:
+        return error
+    # Rebuild so the message says retries were tried; same class, same status.
+    final = type(error)(
+        f"{error} (after {attempts} attempts)",
+        status_code=error.status_code,
+        attempts=attempts,
+    )
+    final.__cause__ = error.__cause__
+    return final
