@@ -7,9 +7,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 import promptstate as ps
 from promptstate import _store
+
+# Session setup opens DuckDB (tens of ms on a loaded 2-core machine): no per-example deadline
+settings.register_profile("promptstate", deadline=None)
+settings.load_profile("promptstate")
 
 
 def _immutability_check(store: _store.Store) -> Callable[[Any], Any]:

@@ -114,7 +114,7 @@ def test_db_locked_by_another_process_is_a_typed_error(tmp_path: Path) -> None:
         from promptstate._runlog import RunLog
 
         with pytest.raises(ps.RunLogLockedError, match="locked"):
-            RunLog(str(db), "x", lock_retries=2)
+            RunLog(str(db), "x", lock_timeout=0.5)
     finally:
         holder.communicate("")
 

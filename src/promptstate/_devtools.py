@@ -298,6 +298,15 @@ def _not_attached(*args: Any, **kwargs: Any) -> Any:
     raise PromptStateError("devtools is not attached to a session")
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:  # json.loads would keep the last one silently: a spliced file
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
 def _checksum(data: dict[str, Any]) -> str:
     body = {k: v for k, v in data.items() if k != "checksum"}
     raw = json.dumps(body, ensure_ascii=False, sort_keys=True).encode()
@@ -307,7 +316,7 @@ def _checksum(data: dict[str, Any]) -> str:
 def parse_export(text: str | bytes) -> tuple[State, list[_Entry]]:
     """Validate and replay an export; returns the base state and rebuilt entries."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except (ValueError, TypeError) as exc:
         raise StateImportError(f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):

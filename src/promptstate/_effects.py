@@ -345,6 +345,7 @@ async def execute_message(
     settings: Mapping[str, Any] | None = None,
     cache: bool | None = None,
     sweep_id: str | None = None,
+    precancelled: bool = False,
 ) -> RunResult:
     """Render from the live state, call the provider, stream into the store, log the run.
 
@@ -360,6 +361,8 @@ async def execute_message(
     dispatch, get_state = session.store.dispatch, session.store.get_state
     rid: str = payload["request_id"]
     dispatch(Action("runs/execute_pending", payload))
+    if precancelled:  # a sweep cell cancelled while queued: log it, never call the model
+        session._cancel_requested.add(rid)
     tracked = bool(payload["tracked"])
     run = get_state().runs[rid]
     if tracked:  # the 'running' row is durable before the call goes out

@@ -14,11 +14,12 @@ import contextlib
 import datetime as dt
 import json
 import os
+import random
 import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,26 +154,51 @@ class _Op:
 class RunLog:
     """The run log of one session.
 
+    A file DB is shared with other processes: DuckDB lets only one process open a file,
+    so the connection is held only while there is work (released after ``hold_idle``
+    seconds without any, and at least every ``max_hold`` seconds under load so other
+    processes get their turn); opening retries lock conflicts with jittered backoff for up
+    to ``lock_timeout`` seconds. Unflushed runs stay queued in memory meanwhile. Queries
+    are materialized (Arrow) so a result never holds the file. ``exclusive=True`` keeps
+    the file open for the whole session instead (fastest; other processes are locked out).
+
     Parameters
     ----------
     path : str or None
         A DuckDB file, or None for an in-memory database (lost when the session ends).
     session_id : str
         Stamped on every row this session writes.
-    lock_retries : int
-        How many times to retry opening a file another process holds locked.
+    lock_timeout : float
+        Seconds to keep retrying a file another process holds locked.
+    exclusive : bool
+        Hold the file for the whole session.
     """
 
-    def __init__(self, path: str | None, session_id: str, lock_retries: int = 20) -> None:
+    def __init__(
+        self,
+        path: str | None,
+        session_id: str,
+        lock_timeout: float = 60.0,
+        exclusive: bool = False,
+        hold_idle: float = 0.05,
+        max_hold: float = 0.25,
+    ) -> None:
         import duckdb
 
-        self.path = path
+        self.path = None if path is None else os.fspath(path)
         self.session_id = session_id
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
+        self.shared = self.path is not None and not exclusive
+        self.lock_timeout = lock_timeout
+        self.hold_idle = hold_idle
+        self.max_hold = max_hold
         self._duckdb = duckdb
-        self._con = self._open(path, lock_retries)
-        self._write_con = self._con.cursor()
+        self._con_lock = threading.RLock()
+        self._con: Any = None
+        self._opened_at = 0.0
+        self._last_use = 0.0
+        self._mem: Any = None
         self._cv = threading.Condition()
         self._queue: list[_Op] = []
         self._inflight = 0
@@ -180,41 +206,84 @@ class RunLog:
         self._thread: threading.Thread | None = None
         self.flushes = 0
         self.rows_written = 0
+        self.opens = 0
+        self.lock_waits = 0
+        self.lock_wait_seconds = 0.0
         self.last_error: BaseException | None = None
         try:
-            self._migrate()
-            self.recovered = self._recover_interrupted()
-        except Exception:
-            self._con.close()
+            with self._use() as con:
+                self._migrate(con)
+                self.recovered = self._recover_interrupted(con)
+        except BaseException:
+            self._release(force=True)
             raise
         _LIVE_SESSIONS[session_id] = self
+        if self.shared:
+            self._ensure_thread()  # it also releases the idle connection
 
-    # -- opening ----------------------------------------------------------------------------
+    # -- the connection ------------------------------------------------------------------------
 
-    def _open(self, path: str | None, retries: int) -> Any:
+    def _connect(self) -> Any:
         duckdb = self._duckdb
-        target = ":memory:" if path is None else os.fspath(path)
-        delay = 0.05
-        for attempt in range(retries + 1):
+        target = ":memory:" if self.path is None else self.path
+        deadline = time.monotonic() + self.lock_timeout
+        t0 = time.monotonic()
+        delay = 0.005
+        tries = 0
+        while True:
+            tries += 1
             try:
-                return duckdb.connect(target)
+                con = duckdb.connect(target)
             except duckdb.IOException as exc:
-                if _is_lock_error(exc) and attempt < retries:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 1.0)
-                    continue
-                if _is_lock_error(exc):
+                if not _is_lock_error(exc):
+                    raise RunLogError(f"cannot open run log {target!r}: {exc}") from None
+                if time.monotonic() >= deadline:
                     raise RunLogLockedError(
-                        f"run log {target!r} is locked by another process (tried {attempt + 1} "
-                        "times); close the other session or use another db file"
+                        f"run log {target!r} stayed locked by another process for "
+                        f"{self.lock_timeout:g}s ({tries} tries); close the other program "
+                        "holding it (a DuckDB shell?) or use another db file"
                     ) from None
-                raise RunLogError(f"cannot open run log {target!r}: {exc}") from None
+                # jitter so several waiting processes do not retry in lockstep
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 1.5, 0.02)
+                continue
             except duckdb.Error as exc:
                 raise RunLogError(f"cannot open run log {target!r}: {exc}") from None
-        raise AssertionError("unreachable")
+            if tries > 1:
+                self.lock_waits += 1
+                self.lock_wait_seconds += time.monotonic() - t0
+            self.opens += 1
+            return con
 
-    def _migrate(self) -> None:
-        con = self._con
+    @contextlib.contextmanager
+    def _use(self) -> Iterator[Any]:
+        """The open connection (opened on demand); callers hold it only briefly."""
+        with self._con_lock:
+            if self._con is None:
+                self._con = self._connect()
+                self._opened_at = time.monotonic()
+            try:
+                yield self._con
+            finally:
+                self._last_use = time.monotonic()
+
+    def _release(self, force: bool = False) -> bool:
+        """Close the connection if shared and idle (or held too long); True if closed."""
+        with self._con_lock:
+            if self._con is None:
+                return False
+            now = time.monotonic()
+            if not force and (
+                not self.shared
+                or (now - self._last_use < self.hold_idle and now - self._opened_at < self.max_hold)
+            ):
+                return False
+            with contextlib.suppress(self._duckdb.Error):
+                self._con.close()
+            self._con = None
+            return True
+
+    def _migrate(self, con: Any) -> None:
         try:
             con.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -239,32 +308,37 @@ class RunLog:
         except self._duckdb.Error as exc:
             raise RunLogError(f"cannot migrate run log {self.path!r}: {exc}") from None
 
-    def _recover_interrupted(self) -> int:
+    def _recover_interrupted(self, con: Any) -> int:
         """Mark rows left ``running``/``queued`` by a dead process as ``interrupted``."""
-        rows = self._con.execute(
+        rows = con.execute(
             "SELECT run_id, pid, hostname, session_id FROM runs "
             "WHERE status IN ('running', 'queued')"
         ).fetchall()
         dead = [
             rid
             for rid, pid, host, sid in rows
-            if host != self.hostname
-            or pid is None
-            or not _pid_alive(pid)
-            or (pid == self.pid and sid not in _LIVE_SESSIONS)
+            if (host == self.hostname and (pid is None or not _pid_alive(pid)))
+            or (pid == self.pid and host == self.hostname and sid not in _LIVE_SESSIONS)
         ]
         if dead:
-            self._con.execute("BEGIN")
-            self._con.executemany(
+            con.execute("BEGIN")
+            con.executemany(
                 "UPDATE runs SET status = 'interrupted', finished_at = ?, "
                 "error = coalesce(error, 'the process running it ended before it finished') "
                 "WHERE run_id = ?",
                 [(utc(time.time()), rid) for rid in dead],
             )
-            self._con.execute("COMMIT")
+            con.execute("COMMIT")
         return len(dead)
 
     # -- writing ----------------------------------------------------------------------------
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._writer, name="promptstate-runlog", daemon=True
+            )
+            self._thread.start()
 
     def _submit(self, kind: str, key: Any, data: Any) -> concurrent.futures.Future[None]:
         fut: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -272,11 +346,7 @@ class RunLog:
             if self._closed:
                 raise RunLogError("run log is closed")
             self._queue.append(_Op(kind, key, data, fut))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._writer, name="promptstate-runlog", daemon=True
-                )
-                self._thread.start()
+            self._ensure_thread()
             self._cv.notify()
         return fut
 
@@ -307,7 +377,8 @@ class RunLog:
         while True:
             with self._cv:
                 while not self._queue and not self._closed:
-                    self._cv.wait()
+                    if not self._cv.wait(timeout=self.hold_idle / 2 if self.shared else None):
+                        self._release()  # idle: let other processes have the file
                 if not self._queue and self._closed:
                     return
                 batch, self._queue = self._queue, []
@@ -321,6 +392,8 @@ class RunLog:
             with self._cv:
                 self._inflight = 0
                 self._cv.notify_all()
+            if self.shared and self._release():
+                time.sleep(0.02 + random.random() * 0.02)  # held long: yield the lock
 
     def _write_batch(self, batch: list[_Op]) -> BaseException | None:
         runs: dict[str, dict[str, Any]] = {}
@@ -331,14 +404,18 @@ class RunLog:
         delay = 0.02
         for attempt in range(8):
             try:
-                self._commit(runs, prompts, scoped)
+                with self._use() as con:
+                    self._commit(con, runs, prompts, scoped)
                 self.flushes += 1
                 self.rows_written += len(runs)
                 return None
+            except RunLogError as exc:  # locked for lock_timeout: keep failing loudly
+                self.last_error = exc
+                return exc
             except self._duckdb.Error as exc:
                 self.last_error = exc
-                with contextlib.suppress(self._duckdb.Error):
-                    self._write_con.execute("ROLLBACK")
+                with self._use() as con, contextlib.suppress(self._duckdb.Error):
+                    con.execute("ROLLBACK")
                 if attempt == 7:
                     return RunLogError(
                         f"could not write {len(batch)} item(s) to the run log: {exc}"
@@ -349,13 +426,13 @@ class RunLog:
 
     def _commit(
         self,
+        con: Any,
         runs: Mapping[str, Mapping[str, Any]],
         prompts: Mapping[Any, Any],
         scoped: Mapping[Any, Any],
     ) -> None:
         import pyarrow as pa
 
-        con = self._write_con
         con.execute("BEGIN")
         if runs:
             cols = {c: [r[c] for r in runs.values()] for c in RUN_COLUMNS}
@@ -389,7 +466,7 @@ class RunLog:
                 )
         con.execute("COMMIT")
 
-    def flush(self, timeout: float | None = 30.0) -> None:
+    def flush(self, timeout: float | None = 120.0) -> None:
         """Block until everything submitted so far is committed (or failed)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
@@ -399,15 +476,35 @@ class RunLog:
                     raise RunLogError("timed out waiting for the run log to flush")
                 self._cv.wait(remaining)
 
+    @property
+    def pending(self) -> int:
+        """Writes queued in memory, not yet committed."""
+        with self._cv:
+            return len(self._queue) + self._inflight
+
     # -- reading ----------------------------------------------------------------------------
 
+    def _materialize(self, rel: Any) -> Any:
+        if rel is None:
+            return None
+        fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table  # duckdb >= 1.4
+        table = fetch()
+        if self._mem is None:
+            self._mem = self._duckdb.connect(":memory:")
+        return self._mem.from_arrow(table)
+
     def sql(self, query: str, params: Iterable[Any] | None = None) -> Any:
-        """Run SQL on the log (after flushing pending writes); returns a DuckDB relation."""
+        """Run SQL on the log (after flushing pending writes); returns a DuckDB relation.
+
+        On a shared file the result is materialized, so it never keeps the file locked.
+        """
         self.flush()
         try:
-            if params is not None:
-                return self._con.sql(query, params=list(params))
-            return self._con.sql(query)
+            with self._use() as con:
+                rel = con.sql(query, params=list(params)) if params is not None else con.sql(query)
+                if not self.shared:
+                    return rel
+                return self._materialize(rel)
         except self._duckdb.Error as exc:
             raise RunLogError(f"query failed: {exc}") from exc
 
@@ -417,16 +514,16 @@ class RunLog:
         """Read the three scoped-variable layers for the given owners."""
         self.flush()
         out: dict[str, dict[str, str]] = {"user": {}, "org": {}, "project": {}}
-        cur = self._con.cursor()
-        for scope, owner in (("user", user_id), ("org", org_id), ("project", project_id)):
-            if owner is None:
-                continue
-            rows = cur.execute(
-                f"SELECT name, value FROM {_SCOPE_TABLES[scope]} WHERE {scope}_id = ? "
-                "AND value IS NOT NULL ORDER BY name",
-                [owner],
-            ).fetchall()
-            out[scope] = {n: v for n, v in rows}
+        with self._use() as con:
+            for scope, owner in (("user", user_id), ("org", org_id), ("project", project_id)):
+                if owner is None:
+                    continue
+                rows = con.execute(
+                    f"SELECT name, value FROM {_SCOPE_TABLES[scope]} WHERE {scope}_id = ? "
+                    "AND value IS NOT NULL ORDER BY name",
+                    [owner],
+                ).fetchall()
+                out[scope] = dict(rows)
         return out
 
     def load_prompt(self, prompt_id: str, version: str | None = None) -> dict[str, Any] | None:
@@ -437,17 +534,15 @@ class RunLog:
         if version is not None:
             query += " AND version = ?"
             params.append(version)
-        rows = (
-            self._con.cursor()
-            .execute(query + " ORDER BY created_at DESC LIMIT 1", params)
-            .fetchall()
-        )
+        with self._use() as con:
+            rows = con.execute(query + " ORDER BY created_at DESC LIMIT 1", params).fetchall()
         return None if not rows else dict(json.loads(rows[0][0]))
 
     def prompt_ids(self) -> list[str]:
         """Ids of the prompts stored in the DB."""
         self.flush()
-        rows = self._con.cursor().execute("SELECT DISTINCT prompt_id FROM prompts").fetchall()
+        with self._use() as con:
+            rows = con.execute("SELECT DISTINCT prompt_id FROM prompts").fetchall()
         return [r[0] for r in rows]
 
     def close(self) -> None:
@@ -456,7 +551,7 @@ class RunLog:
             if self._closed:
                 return
         try:
-            self.flush(timeout=60)
+            self.flush(timeout=120)
         finally:
             with self._cv:
                 self._closed = True
@@ -464,11 +559,10 @@ class RunLog:
             if self._thread is not None:
                 self._thread.join(timeout=10)
             _LIVE_SESSIONS.pop(self.session_id, None)
-            try:
-                self._write_con.close()
-                self._con.close()
-            except self._duckdb.Error:
-                pass
+            self._release(force=True)
+            if self._mem is not None:
+                with contextlib.suppress(self._duckdb.Error):
+                    self._mem.close()
 
 
 _SCHEMA_CACHE: list[Any] = []

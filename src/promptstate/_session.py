@@ -9,7 +9,7 @@ import os
 import threading
 import uuid
 import warnings
-from collections.abc import Awaitable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +41,7 @@ from ._selectors import (
 )
 from ._state import Action, ChatMessage, State, initial_state
 from ._store import Middleware, Store
+from ._sweep import Sweep, expand_variables
 from .providers._base import Provider
 from .providers._echo import Echo
 
@@ -310,6 +311,12 @@ class Session:
         Extra store middleware, outermost first (after the devtools recorder).
     history : int
         How many actions ``session.devtools`` keeps (older ones fold into its base state).
+    exclusive_db : bool
+        Keep the DuckDB file open for the whole session (fastest; other processes cannot
+        open it meanwhile). By default the file is held only while writing or querying,
+        so several notebooks and the CLI can share one run log.
+    lock_timeout : float
+        Seconds to keep retrying when another process holds the file.
     """
 
     def __init__(
@@ -324,13 +331,15 @@ class Session:
         cache: bool = False,
         middleware: Iterable[Middleware] = (),
         history: int = 500,
+        exclusive_db: bool = False,
+        lock_timeout: float = 60.0,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.db = None if db is None else os.fspath(db)
         self.user_id, self.org_id, self.project_id = user_id, org_id, project_id
         self.cache = cache
         self.prices = dict(prices or {})
-        self.runlog = RunLog(self.db, self.id)
+        self.runlog = RunLog(self.db, self.id, lock_timeout=lock_timeout, exclusive=exclusive_db)
         self.providers = ProviderRegistry(providers)
         self.devtools = DevTools(max_age=history, secrets=self.providers.secrets)
         self.store = Store(reduce, initial_state(), (self.devtools.middleware, *middleware))
@@ -459,6 +468,57 @@ class Session:
                 stacklevel=2,
             )
         return inst
+
+    def sweep(
+        self,
+        prompt_id: str,
+        variables: Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]] | None = None,
+        *,
+        models: Sequence[str] | None = None,
+        concurrency: int = 8,
+        repeat: int = 1,
+        progress: bool = True,
+        settings: Mapping[str, Any] | None = None,
+    ) -> Sweep:
+        """Run a prompt over many variable sets and models; ``await`` the result.
+
+        Parameters
+        ----------
+        prompt_id : str
+        variables : list of dicts, or dict of lists
+            A list gives one cell per dict; ``{"name": [v1, v2], ...}`` is the cartesian
+            product of the lists.
+        models : list of str, optional
+            Model strings to run every variable set on (default: the prompt's model).
+        concurrency : int
+            Cells in flight at once (the providers' own caps still apply).
+        repeat : int
+            Runs per cell.
+        progress : bool
+            Show a tqdm progress bar (notebook-aware) with done / error counts.
+        settings : mapping, optional
+            Provider settings for every run.
+
+        Returns
+        -------
+        Sweep
+            Starts at once inside a running loop; ``await sweep`` waits for it.
+            ``sweep.relation()`` / ``sweep.df()`` give one row per run; every run carries
+            ``sweep.sweep_id`` in the log.
+        """
+        prompt = self.prompts.get(prompt_id)
+        rows = expand_variables(variables)
+        model_list = list(models) if models else [prompt.model]
+        return Sweep(
+            self,
+            prompt_id,
+            rows,
+            model_list,
+            concurrency=concurrency,
+            repeat=repeat,
+            progress=progress,
+            settings=settings,
+        )
 
     def instance(self, instance_id: str) -> Instance:
         """A handle for an existing instance id (raises UnknownInstanceError)."""

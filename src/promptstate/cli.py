@@ -1,8 +1,11 @@
 """The ``promptstate`` command line.
 
 ``promptstate demo`` runs an offline demo into a DuckDB file and prints a summary;
-``promptstate runs "SQL"`` queries a run log; ``promptstate prompts list`` lists the
-prompts a directory and the DB know. Errors exit non-zero with one clear line.
+``promptstate run FILE --var k=v`` sends one prompt; ``promptstate sweep FILE --vars
+data.csv --models a,b`` runs a sweep; ``promptstate runs "SQL"`` queries a run log;
+``promptstate prompts list`` lists the prompts a directory and the DB know. ``--db``
+defaults to ``$PROMPTSTATE_DB``, else ``./promptstate.duckdb``. Errors exit non-zero with
+one clear line.
 """
 
 from __future__ import annotations
@@ -123,6 +126,110 @@ def _prompts_list(db: str, directory: str | None) -> str:
         session.close()
 
 
+def _load_one(session: Any, prompt_file: str, prompt_id: str | None) -> str:
+    from ._exceptions import PromptFileError
+
+    prompts = session.prompts.load(prompt_file)
+    if prompt_id is not None:
+        if prompt_id not in {p.id for p in prompts}:
+            raise PromptFileError(prompt_file, f"no prompt {prompt_id!r} in it")
+        return prompt_id
+    if len(prompts) != 1:
+        ids = ", ".join(p.id for p in prompts)
+        raise PromptFileError(prompt_file, f"holds several prompts ({ids}); pick one with --prompt")
+    return str(prompts[0].id)
+
+
+def _parse_vars(items: Sequence[str]) -> dict[str, str]:
+    from ._exceptions import VariableError
+
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise VariableError(f"--var expects NAME=VALUE, got {item!r}")
+        out[name] = value
+    return out
+
+
+async def _run(args: argparse.Namespace) -> tuple[str, int]:
+    import promptstate as ps
+
+    async with ps.Session(db=args.db or _default_db()) as session:
+        pid = _load_one(session, args.prompt_file, args.prompt)
+        inst = session.start(pid, variables=_parse_vars(args.var), model=args.model)
+        printed = [0]
+
+        def stream_out() -> None:
+            last = inst.last_run
+            if last is not None and len(last.response) > printed[0]:
+                sys.stdout.write(last.response[printed[0] :])
+                sys.stdout.flush()
+                printed[0] = len(last.response)
+
+        unsub = session.store.subscribe(stream_out) if args.stream else None
+        run = await inst.send()
+        if unsub is not None:
+            unsub()
+            stream_out()
+            text = "\n" if printed[0] else ""
+        else:
+            text = run.response + "\n"
+        if run.status != "success":
+            raise ps.ProviderError(f"run {run.run_id} ended {run.status}: {run.error}")
+        return text, 0
+
+
+def _read_rows(path: str) -> list[dict[str, object]]:
+    from ._exceptions import VariableError
+
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            if path.lower().endswith(".csv"):
+                return [dict(r) for r in csv.DictReader(fh)]
+            rows = []
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    obj = json.loads(line)
+                    if not isinstance(obj, dict):
+                        raise VariableError(f"{path}:{n}: each JSONL line must be an object")
+                    rows.append(obj)
+            return rows
+    except OSError as exc:
+        raise VariableError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise VariableError(f"{path}: not valid JSONL: {exc}") from None
+
+
+async def _sweep(args: argparse.Namespace) -> tuple[str, int]:
+    import promptstate as ps
+
+    async with ps.Session(db=args.db or _default_db()) as session:
+        pid = _load_one(session, args.prompt_file, args.prompt)
+        rows = _read_rows(args.vars) if args.vars else [{}]
+        models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+        sw = await session.sweep(
+            pid,
+            rows,
+            models=models,
+            concurrency=args.concurrency,
+            repeat=args.repeat,
+            progress=not args.quiet,
+        )
+        summary = session.runs.sql(
+            "SELECT provider || ':' || model AS model, status, count(*) AS runs, "
+            "round(avg(latency_ms), 1) AS avg_latency_ms, sum(input_tokens) AS input_tokens, "
+            "sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd "
+            "FROM runs WHERE sweep_id = ? GROUP BY ALL ORDER BY 1, 2",
+            [sw.sweep_id],
+        )
+        cols = [d[0] for d in summary.description]
+        text = _format_rows(cols, summary.fetchall(), args.format)
+        return f"sweep_id {sw.sweep_id}: {sw.done} runs, {sw.errors} errors\n{text}", (
+            1 if sw.errors else 0
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="promptstate", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +244,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     runs.add_argument("--db", default=None)
     runs.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    run = sub.add_parser("run", help="send one prompt from a YAML/JSON file")
+    run.add_argument("prompt_file")
+    run.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    run.add_argument(
+        "--model", default=None, help='e.g. "openai:gpt-4o-mini" (default: the prompt\'s)'
+    )
+    run.add_argument("--prompt", default=None, help="prompt id when the file holds several")
+    run.add_argument("--stream", action="store_true", help="print the reply as it arrives")
+    run.add_argument("--db", default=None)
+    sweep = sub.add_parser("sweep", help="run a prompt over rows of variables and models")
+    sweep.add_argument("prompt_file")
+    sweep.add_argument(
+        "--vars", default=None, help="a .csv (header = variable names) or .jsonl file"
+    )
+    sweep.add_argument("--models", default=None, help="comma-separated model strings")
+    sweep.add_argument("--concurrency", type=int, default=8)
+    sweep.add_argument("--repeat", type=int, default=1)
+    sweep.add_argument("--prompt", default=None)
+    sweep.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--db", default=None)
     prompts = sub.add_parser("prompts", help="list prompts")
     prompts.add_argument("action", choices=("list",))
     prompts.add_argument("--dir", default=None, help="a directory or file of YAML/JSON prompts")
@@ -156,9 +284,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_query(args.db or _default_db(), args.sql, args.format))
         elif args.command == "prompts":
             print(_prompts_list(args.db or _default_db(), args.dir))
+        elif args.command in ("run", "sweep"):
+            text, code = asyncio.run(_run(args) if args.command == "run" else _sweep(args))
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            return code
     except PromptStateError as exc:
-        print(f"promptstate: error: {exc}", file=sys.stderr)
+        print(f"promptstate: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # e.g. --concurrency 0
+        print(f"promptstate: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return 0
