@@ -75,3 +75,67 @@ def test_prompts_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     )
     out = capsys.readouterr().out
     assert "hello" in out and "name" in out
+
+
+def _prompt_file(tmp_path: Path) -> Path:
+    f = tmp_path / "hello.yaml"
+    f.write_text(
+        'id: hello\nmessages: [{role: user, content: "hi {{name}} from {{place}}"}]\n'
+        "settings: {echo_delay: 0.001}\n"
+    )
+    return f
+
+
+def test_run_prints_the_reply_and_logs_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "cli.duckdb")
+    f = _prompt_file(tmp_path)
+    assert main(["run", str(f), "--var", "name=Ada", "--var", "place=Rome", "--db", db]) == 0
+    assert capsys.readouterr().out == "hi Ada from Rome\n"
+    assert (
+        main(["run", str(f), "--var", "name=Bo", "--var", "place=Oslo", "--stream", "--db", db])
+        == 0
+    )
+    assert capsys.readouterr().out == "hi Bo from Oslo\n"
+    assert main(["runs", "SELECT count(*) AS n FROM runs", "--db", db, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 2}]
+    assert main(["run", str(f), "--var", "name=x", "--db", db]) == 1
+    assert "place" in capsys.readouterr().err
+    assert main(["run", str(f), "--var", "novalue", "--db", db]) == 1
+
+
+def test_sweep_from_csv_and_jsonl(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMPTSTATE_DB", str(tmp_path / "env.duckdb"))
+    f = _prompt_file(tmp_path)
+    (tmp_path / "d.csv").write_text("name,place\nAda,London\nBob,Paris\nCy,Rome\n")
+    (tmp_path / "d.jsonl").write_text(
+        '{"name": "Di", "place": "Bern"}\n\n{"name": "Ed", "place": "Kyiv"}\n'
+    )
+    assert (
+        main(
+            [
+                "sweep",
+                str(f),
+                "--vars",
+                str(tmp_path / "d.csv"),
+                "--models",
+                "echo,echo:b",
+                "--concurrency",
+                "3",
+                "--quiet",
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "6 runs, 0 errors" in out and "echo:b,success,3" in out
+    assert main(["sweep", str(f), "--vars", str(tmp_path / "d.jsonl"), "--quiet"]) == 0
+    assert "2 runs" in capsys.readouterr().out
+    assert (tmp_path / "env.duckdb").exists()
+    assert main(["sweep", str(f), "--vars", str(tmp_path / "missing.csv")]) == 1
+    assert "cannot read" in capsys.readouterr().err

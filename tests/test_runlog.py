@@ -173,3 +173,62 @@ def test_second_session_in_same_process_does_not_interrupt_the_first(tmp_path: P
         a.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("db", ["memory", "file"])
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("DELETE FROM runs", "not DELETE"),
+        ("UPDATE runs SET status = 'x'", "not UPDATE"),
+        ("CREATE TABLE t (a INT)", "not CREATE"),
+        ("ATTACH 'other.duckdb'", "not ATTACH"),
+        ("COPY runs TO 'out.csv'", "not COPY"),
+        ("INSTALL httpfs", "not LOAD"),
+        ("LOAD httpfs", "not LOAD"),
+        ("SET threads = 1", "not SET"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "read_csv"),
+        ("SELECT * FROM read_parquet('x.parquet')", "read_parquet"),
+        ("SELECT * FROM '/etc/passwd'", "reading files"),
+        ("SELECT * FROM glob('/*')", "glob"),
+        ("SELECT * FROM query('DELETE FROM runs')", "query"),
+        ("SELECT 1; DELETE FROM runs", "one statement"),
+        ("SELECT (SELECT count(*) FROM read_text('/etc/hosts'))", "read_text"),
+    ],
+)
+def test_read_only_path_refuses_writes_and_file_access(
+    tmp_path: Path, db: str, query: str, reason: str
+) -> None:
+    s = ps.Session(db=None if db == "memory" else str(tmp_path / "ro.duckdb"))
+    before = s.runs.sql("SELECT count(*) FROM runs").fetchall()
+    with pytest.raises(ps.ReadOnlyQueryError, match=reason):
+        s.runs.sql(query, read_only=True)
+    assert s.runs.sql("SELECT count(*) FROM runs").fetchall() == before
+    assert not (tmp_path / "out.csv").exists()
+    s.close()
+
+
+def test_read_only_select_and_paging(tmp_path: Path) -> None:
+    import asyncio
+
+    s = ps.Session(db=str(tmp_path / "page.duckdb"))
+    s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")]))
+
+    async def many() -> None:
+        await asyncio.gather(
+            *(s.start("p", variables={"x": f"{i:04d}"}).send() for i in range(300))
+        )
+
+    asyncio.run(many())
+    cols, rows, total = s.runs.page(
+        "SELECT response FROM runs ORDER BY response", offset=100, limit=3
+    )
+    assert (cols, rows, total) == (["response"], [("0100",), ("0101",), ("0102",)], 300)
+    rel = s.runs.sql(
+        "WITH r AS (SELECT * FROM runs) SELECT count(*) FROM r JOIN prompts USING (prompt_id)",
+        read_only=True,
+    )
+    assert rel.fetchall() == [(300,)]
+    with pytest.raises(ps.RunLogError, match="Catalog"):
+        s.runs.page("SELECT * FROM nope")
+    s.close()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._exceptions import RunLogError, RunLogLockedError
+from ._readonly import check_read_only
 
 __all__ = ["MIGRATIONS", "RUN_COLUMNS", "RunLog", "utc"]
 
@@ -493,16 +494,22 @@ class RunLog:
             self._mem = self._duckdb.connect(":memory:")
         return self._mem.from_arrow(table)
 
-    def sql(self, query: str, params: Iterable[Any] | None = None) -> Any:
+    def sql(
+        self, query: str, params: Iterable[Any] | None = None, *, read_only: bool = False
+    ) -> Any:
         """Run SQL on the log (after flushing pending writes); returns a DuckDB relation.
 
         On a shared file the result is materialized, so it never keeps the file locked.
+        ``read_only=True`` refuses anything but a plain SELECT over the log's tables
+        (:class:`ReadOnlyQueryError`) and always materializes.
         """
         self.flush()
         try:
             with self._use() as con:
+                if read_only:
+                    check_read_only(con, query)
                 rel = con.sql(query, params=list(params)) if params is not None else con.sql(query)
-                if not self.shared:
+                if not self.shared and not read_only:
                     return rel
                 return self._materialize(rel)
         except self._duckdb.Error as exc:

@@ -253,12 +253,31 @@ class Runs:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def sql(self, query: str, params: Iterable[Any] | None = None) -> Any:
+    def sql(
+        self, query: str, params: Iterable[Any] | None = None, *, read_only: bool = False
+    ) -> Any:
         """Run SQL on the run log and return a DuckDB relation (``.df()``, ``.fetchall()``...).
 
         Pending writes are flushed first, so every finished run is visible.
+        ``read_only=True`` (the run-history widget's path) refuses anything but a plain
+        SELECT over the log's tables with :class:`ReadOnlyQueryError`.
         """
-        return self._session.runlog.sql(query, params)
+        return self._session.runlog.sql(query, params, read_only=read_only)
+
+    def page(
+        self, query: str, offset: int = 0, limit: int = 100, *, read_only: bool = True
+    ) -> tuple[list[str], list[tuple[Any, ...]], int]:
+        """One page of a query's result: ``(columns, rows, total_rows)``.
+
+        Only the page's rows leave DuckDB, so a 100k-row result stays cheap to browse.
+        """
+        rel = self.sql(query, read_only=read_only)
+        if rel is None:
+            return [], [], 0
+        columns = [d[0] for d in rel.description]
+        total = int(rel.aggregate("count(*)").fetchall()[0][0])
+        rows = rel.limit(max(0, int(limit)), offset=max(0, int(offset))).fetchall()
+        return columns, rows, total
 
     def count(self) -> int:
         """Number of rows in ``runs``."""
