@@ -20,6 +20,8 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
-.venv/bin/ruff check src tests benchmarks
+lint_dirs=(src tests)
+[ -d benchmarks ] && lint_dirs+=(benchmarks)
+.venv/bin/ruff check "${lint_dirs[@]}"
 .venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

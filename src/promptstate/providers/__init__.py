@@ -11,6 +11,8 @@ the HTTP stream closes as soon as the consumer stops::
             ...
 """
 
+from typing import TYPE_CHECKING, Any
+
 from promptstate._exceptions import (
     ProviderConnectionError,
     ProviderError,
@@ -19,7 +21,6 @@ from promptstate._exceptions import (
     ProviderTimeoutError,
 )
 
-from ._anthropic import Anthropic
 from ._base import (
     AttemptStarted,
     ChatRequest,
@@ -31,7 +32,10 @@ from ._base import (
     UsageInfo,
 )
 from ._echo import Echo
-from ._openai import OpenAICompatible
+
+if TYPE_CHECKING:
+    from ._anthropic import Anthropic
+    from ._openai import OpenAICompatible
 
 __all__ = [
     "Anthropic",
@@ -51,3 +55,17 @@ __all__ = [
     "Timeouts",
     "UsageInfo",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # httpx costs ~50 ms to import: load the HTTP providers on first use, so
+    # `import promptstate` stays fast and the offline echo path never pays for it
+    if name == "OpenAICompatible":
+        from ._openai import OpenAICompatible
+
+        return OpenAICompatible
+    if name == "Anthropic":
+        from ._anthropic import Anthropic
+
+        return Anthropic
+    raise AttributeError(f"module 'promptstate.providers' has no attribute {name!r}")
