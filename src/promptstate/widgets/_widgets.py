@@ -1,0 +1,344 @@
+"""The anywidget classes bound to an instance in the store."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar
+
+import anywidget
+import traitlets
+
+from .._effects import RunResult
+from .._exceptions import UnknownInstanceError
+from .._selectors import (
+    select_display_messages,
+    select_instance,
+    select_last_run,
+    select_merged_variables,
+    select_prompt_entry,
+)
+from .._session import Instance
+from .._state import ChatMessage, RunState
+from ._assets import CSS, ESM
+from ._binding import Coalescer
+from ._messages import (
+    SendDone,
+    SendRequest,
+    messages_payload,
+    parse_client_message,
+    run_payload,
+    variables_payload,
+)
+
+__all__ = ["ChatView", "Composer", "PromptRunner", "VariablesForm"]
+
+# Traits that mirror the store. Only the kernel writes them; the front end reads.
+_MIRRORED = frozenset(
+    {
+        "instance_id",
+        "prompt_id",
+        "model_label",
+        "variables",
+        "messages",
+        "status",
+        "last_run",
+        "outdated",
+    }
+)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _InstanceWidget(anywidget.AnyWidget):
+    """Base: one instance's selectors mirrored into traits; input sent as actions."""
+
+    _esm = ESM
+    _css = CSS
+    _sections: ClassVar[tuple[str, ...]] = ()
+
+    sections = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    instance_id = traitlets.Unicode("").tag(sync=True)
+    prompt_id = traitlets.Unicode("").tag(sync=True)
+    model_label = traitlets.Unicode("").tag(sync=True)
+    variables = traitlets.List(traitlets.Dict()).tag(sync=True)
+    messages = traitlets.List(traitlets.Dict()).tag(sync=True)
+    status = traitlets.Unicode("idle").tag(sync=True)
+    last_run = traitlets.Dict().tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+    outdated = traitlets.Bool(False).tag(sync=True)
+
+    def __init__(self, instance: Instance, **kwargs: Any) -> None:
+        if not isinstance(instance, Instance):
+            raise TypeError(
+                f"{type(self).__name__}() takes an instance handle (session.start(...)), "
+                f"not {type(instance).__name__}"
+            )
+        self._instance = instance
+        self._store = instance.session.store
+        # Last selector results pushed, compared by identity (selectors are memoized).
+        self._seen: dict[str, object] = {}
+        self._closed = False
+        initial = self._collect(force=True)
+        super().__init__(
+            sections=list(self._sections), instance_id=instance.id, **initial, **kwargs
+        )
+        self._coalescer = Coalescer(self._main_loop(), self._refresh)
+        self.on_msg(self._on_client_message)
+        self._unsubscribe: Callable[[], None] = self._store.subscribe(self._coalescer.request)
+        self._coalescer.request()  # anything dispatched between _collect and subscribe
+
+    # -- store -> traits --------------------------------------------------------------------
+
+    @property
+    def instance(self) -> Instance:
+        """The bound instance handle."""
+        return self._instance
+
+    def _main_loop(self) -> asyncio.AbstractEventLoop | None:
+        # The session's loop is the kernel's main loop when the session was made in a
+        # cell; else the loop this widget is created on (a cell runs inside it).
+        loop = self._instance.session.loop
+        if loop is not None and not loop.is_closed():
+            return loop
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+
+    def _collect(self, force: bool = False) -> dict[str, Any]:
+        """Trait values whose selector result changed identity since the last push."""
+        state = self._store.get_state()
+        iid = self._instance.id
+        try:
+            inst = select_instance(state, iid)
+        except UnknownInstanceError:
+            return {"status": "closed"}
+        out: dict[str, Any] = {}
+
+        def changed(key: str, value: object) -> bool:
+            if not force and self._seen.get(key, _MISSING) is value:
+                return False
+            self._seen[key] = value
+            return True
+
+        merged = select_merged_variables(state, iid)
+        if changed("variables", merged):
+            out["variables"] = variables_payload(merged)
+        shown = select_display_messages(state, iid)
+        shown_changed = changed("messages", shown)
+        if shown_changed:
+            out["messages"] = messages_payload(shown)
+        run = select_last_run(state, iid)
+        run_changed = changed("last_run", run)
+        if run_changed:
+            out["last_run"] = run_payload(run)
+        if shown_changed or run_changed:
+            out["outdated"] = _reply_outdated(shown, run, inst.current_request_id)
+        if changed("instance", inst):
+            out["status"] = inst.status
+            out["prompt_id"] = inst.prompt_id
+            out["model_label"] = inst.model or select_prompt_entry(state, iid).prompt.model
+        return out
+
+    def _refresh(self) -> None:
+        # Runs on the main loop (see Coalescer); the only place traits follow the store.
+        if self._closed:
+            return
+        values = self._collect()
+        if values:
+            with self.hold_sync():  # one comm message for all changed traits
+                for key, value in values.items():
+                    setattr(self, key, value)
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """Apply front-end updates, except to traits that mirror the store."""
+        # The store is the single source of truth: a view cannot write its copy back.
+        allowed = {k: v for k, v in sync_data.items() if k not in _MIRRORED}
+        if allowed:
+            super().set_state(allowed)
+
+    # -- front end -> actions -----------------------------------------------------------------
+
+    def _on_client_message(self, _widget: object, content: object, _buffers: object) -> None:
+        # May run on a kernel subshell thread: dispatch is thread-safe, traits are not,
+        # so anything touching traits goes through the coalescer's loop.
+        try:
+            msg = parse_client_message(content)
+            if msg["type"] == "set_variable":
+                self._instance.set_variable(msg["name"], msg["value"])
+            elif msg["type"] == "unset_variable":
+                self._instance.unset_variable(msg["name"])
+            elif msg["type"] == "send":
+                self._start_send(msg)
+            else:
+                self._instance.cancel()
+        except Exception as exc:  # shown in the widget, never lost in a comm log
+            self._show_error(_describe(exc))
+
+    def _start_send(self, msg: SendRequest) -> None:
+        self._show_error("")
+        seq = msg["seq"]
+        inst = self._instance
+        # Apply only edits that differ from the merged value: re-sending an inherited
+        # value unchanged must not pin it as an instance override.
+        merged = inst.variables
+        edits = {
+            k: v for k, v in msg["variables"].items() if k not in merged or merged[k].value != v
+        }
+        try:
+            # The edits become actions here, on this thread, before the send is
+            # scheduled; the send reads the store when it starts on the main loop.
+            if edits:
+                inst.set_variables(edits)
+            fut = self._spawn(inst.send(msg["content"]))
+        except Exception as exc:
+            self._send_done(seq, None, exc)
+            return
+        fut.add_done_callback(lambda f: self._on_send_finished(seq, f))
+
+    def _spawn(self, coro: Coroutine[Any, Any, RunResult]) -> concurrent.futures.Future[RunResult]:
+        # Never blocks: the comm handler returns while the reply streams.
+        session = self._instance.session
+        if session.loop is None and self._coalescer.loop is not None:
+            # A session made outside any loop: use the loop this widget was made on.
+            return asyncio.run_coroutine_threadsafe(coro, self._coalescer.loop)
+        return session.spawn(coro)
+
+    def _on_send_finished(self, seq: int, fut: concurrent.futures.Future[RunResult]) -> None:
+        if fut.cancelled():
+            self._send_done(seq, None, asyncio.CancelledError("the send task was cancelled"))
+        elif (exc := fut.exception()) is not None:
+            self._send_done(seq, None, exc)
+        else:
+            self._send_done(seq, fut.result(), None)
+
+    def _send_done(self, seq: int, result: RunResult | None, exc: BaseException | None) -> None:
+        reply = SendDone(
+            type="send_done",
+            seq=seq,
+            ok=exc is None,
+            run_id=None if result is None else result.run_id,
+            status="error" if result is None else result.status,
+            error=_describe(exc) if exc is not None else (result.error if result else None),
+        )
+
+        def apply() -> None:
+            if exc is not None:
+                self.error = reply["error"] or ""
+            if not self._closed:
+                self.send(dict(reply))
+
+        self._coalescer.call_soon(apply)
+
+    def _show_error(self, text: str) -> None:
+        def apply() -> None:
+            self.error = text
+
+        self._coalescer.call_soon(apply)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Unsubscribe from the store and close the comm (removes every view)."""
+        # Also reached from Widget.__del__ on a half-built widget: attributes may be missing.
+        self._closed = True
+        coalescer: Coalescer | None = getattr(self, "_coalescer", None)
+        if coalescer is not None:
+            coalescer.stop()
+        unsubscribe: Callable[[], None] | None = getattr(self, "_unsubscribe", None)
+        if unsubscribe is not None:
+            unsubscribe()
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(instance_id={self._instance.id!r})"
+
+
+_MISSING = object()
+
+
+def _reply_outdated(
+    shown: tuple[ChatMessage, ...], run: RunState | None, in_flight: str | None
+) -> bool:
+    """Whether the prompt shown now differs from what the last finished run sent.
+
+    After a run, the view shows the prompt rendered from the live variables followed
+    by the reply; once a variable changes, that reply answers a different prompt.
+    """
+    if run is None or in_flight is not None or run.status != "success":
+        return False
+    sent = [(m.role, m.content) for m in run.messages if m.role != "assistant"]
+    now = [(m.role, m.content) for m in shown if m.role != "assistant"]
+    return sent != now[: len(sent)]
+
+
+class VariablesForm(_InstanceWidget):
+    """One input per prompt variable, bound to the store.
+
+    Each input shows the merged value and a badge naming its source (``default``,
+    ``org``, ``project``, ``user`` or ``instance``). Typing sets the instance's own
+    value (debounced); a change made anywhere else shows up here at once.
+
+    Parameters
+    ----------
+    instance : promptstate.Instance
+        The handle returned by ``session.start(...)``.
+    """
+
+    _sections = ("variables",)
+
+
+class ChatView(_InstanceWidget):
+    """The conversation of an instance, with the reply streaming in.
+
+    Shows the rendered prompt, the history and the in-flight reply, the status
+    (``idle``, ``queued``, ``running``, ``success``, ``error``, ``cancelled``), token
+    counts and latency of the last run, and errors.
+
+    Parameters
+    ----------
+    instance : promptstate.Instance
+        The handle returned by ``session.start(...)``.
+    """
+
+    _sections = ("chat",)
+
+
+class Composer(_InstanceWidget):
+    """A message box with Send and Stop buttons.
+
+    Send with an empty box runs the prompt itself; with text it continues the
+    conversation. The click carries any edit not yet synced from a variables form
+    on the page, so the run uses exactly what is on screen.
+
+    Parameters
+    ----------
+    instance : promptstate.Instance
+        The handle returned by ``session.start(...)``.
+    """
+
+    _sections = ("composer",)
+
+
+class PromptRunner(_InstanceWidget):
+    """Variables form, chat view and composer in one widget.
+
+    This is what displaying an instance handle in a cell shows. Any number of
+    runners can show the same instance; they stay in sync through the store.
+
+    Parameters
+    ----------
+    instance : promptstate.Instance
+        The handle returned by ``session.start(...)``.
+
+    Examples
+    --------
+    >>> runner = ps.widgets.PromptRunner(inst)  # doctest: +SKIP
+    >>> runner  # doctest: +SKIP
+    """
+
+    _sections = ("variables", "chat", "composer")
