@@ -91,9 +91,9 @@ KILLED_SWEEP = textwrap.dedent("""
     import promptstate as ps
     s = ps.Session(db=sys.argv[1])
     s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")],
-                                 settings={"echo_delay": 0.02}))
+                                 settings={"echo_delay": 0.05}))
     async def main():
-        sw = s.sweep("p", {"x": [f"w{i} a b c d e f g h" for i in range(400)]}, concurrency=40,
+        sw = s.sweep("p", {"x": [f"w{i} a b c d e f g h" for i in range(1000)]}, concurrency=40,
                      progress=False)
         reported = 0
         def done(cell):

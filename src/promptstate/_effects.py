@@ -366,7 +366,35 @@ async def execute_message(
     tracked = bool(payload["tracked"])
     run = get_state().runs[rid]
     if tracked:  # the 'running' row is durable before the call goes out
-        await asyncio.shield(asyncio.wrap_future(session.runlog.write_run(run_row(run))))
+        try:
+            await asyncio.shield(asyncio.wrap_future(session.runlog.write_run(run_row(run))))
+        except asyncio.CancelledError:
+            # cancelled before the call went out: the run still ends, as 'cancelled'
+            user_cancel = rid in session._cancel_requested
+            session._cancel_requested.discard(rid)
+            dispatch(
+                Action(
+                    "runs/execute_rejected",
+                    {
+                        "request_id": rid,
+                        "status": "cancelled",
+                        "at": time.time(),
+                        "error": "cancelled by the user" if user_cancel else "cancelled",
+                    },
+                )
+            )
+            result = await complete_execution(session, rid)
+            if not user_cancel:
+                raise
+            return result
+        except PromptStateError as exc:  # the log is unusable: end the run, then report
+            dispatch(
+                Action(
+                    "runs/execute_rejected",
+                    {"request_id": rid, "status": "error", "at": time.time(), "error": str(exc)},
+                )
+            )
+            raise
 
     if use_cache:
         hit = session._cache_lookup(payload["cache_key"])
