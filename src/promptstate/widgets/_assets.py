@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CSS", "ESM", "asset_dir"]
+__all__ = ["CSS", "ESM", "asset", "asset_dir"]
 
 
 def asset_dir() -> Path:
@@ -24,3 +24,11 @@ def asset_dir() -> Path:
 
 ESM = asset_dir() / "widget.js"
 CSS = asset_dir() / "widget.css"
+
+
+def asset(name: str) -> Path:
+    """One front-end file by name (``devtools.js``, ``panels.css``...), checked to exist."""
+    path = asset_dir() / name
+    if not path.is_file():
+        raise FileNotFoundError(f"promptstate widget asset {name!r} not found in {path.parent}")
+    return path

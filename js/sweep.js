@@ -1,0 +1,206 @@
+// promptstate SweepGrid: a sweep's replies, variable sets down, models across (plain ESM).
+//
+// The kernel pushes the grid (rows, models, cells) and the selected cell's run as
+// traits, coalesced while results arrive. Input goes back as custom messages:
+//
+//   {type: "select", index | null}   {type: "cancel"}
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c != null) el.append(c);
+  return el;
+}
+
+function button(label, action, attrs = {}) {
+  return h("button", { class: "ps-button", type: "button", dataset: { action }, ...attrs }, label);
+}
+
+function fmt(v) {
+  if (v == null) return "";
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 3 : 1);
+  if (typeof v === "object") return JSON.stringify(v);
+  return String(v);
+}
+
+function fmtMs(ms) {
+  if (ms == null) return "–";
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
+}
+
+function runDetail(d, extra = []) {
+  const m = d.metrics ?? {};
+  const kv = [
+    ["status", h("span", { dataset: { status: d.status } }, h("span", { class: "ps-status-dot" }), d.status)],
+    ["model", d.provider === d.model ? d.model : `${d.provider}:${d.model}`],
+    ["prompt", `${d.prompt_id} @ ${d.prompt_version}`],
+    ["tokens", `${m.input_tokens ?? "?"} in / ${m.output_tokens ?? "?"} out`],
+    ["latency", fmtMs(m.latency_ms)],
+    ["first token", fmtMs(m.ttft_ms)],
+    ["cost", m.cost_usd == null ? "–" : `$${Number(m.cost_usd).toFixed(6)}`],
+    ["attempts", fmt(m.attempts)],
+  ];
+  return h("div", { class: "ps-run-pane", dataset: { field: "run-detail", runId: d.run_id } },
+    h("div", { class: "ps-toolbar" }, h("span", { class: "ps-title ps-mono" }, `run ${d.run_id}`), h("span", { class: "ps-spacer" }), ...extra),
+    h("div", { class: "ps-kv" }, ...kv.flatMap(([k, v]) => [h("span", {}, k), h("span", {}, v)])),
+    d.error ? h("div", { class: "ps-error", dataset: { field: "run-error" } }, d.error) : null,
+    h("h4", {}, "variables"),
+    h("table", { class: "ps-vars" }, h("tbody", {}, ...(d.variables ?? []).map((v) =>
+      h("tr", {}, h("td", {}, v.name), h("td", {}, h("span", { class: "ps-badge", dataset: { source: v.source } }, v.source)), h("td", { class: "ps-content" }, fmt(v.value)))))),
+    h("h4", {}, "rendered messages"),
+    h("div", {}, ...(d.messages ?? []).map((msg) => h("div", { class: "ps-msg", dataset: { role: msg.role } },
+      h("div", { class: "ps-role" }, msg.role), h("div", { class: "ps-content" }, msg.content)))),
+    h("h4", {}, "response"), h("pre", { dataset: { field: "response" } }, d.response ?? ""));
+}
+
+function render({ model, el }) {
+  const title = h("span", { class: "ps-title" });
+  const counts = h("span", { class: "ps-sub", dataset: { field: "counts" } });
+  const cancel = button("Cancel", "cancel", { title: "Stop the sweep: queued cells end 'cancelled'" });
+  cancel.addEventListener("click", () => model.send({ type: "cancel" }));
+  const bar = h("div");
+  const progress = h("div", { class: "ps-progress", dataset: { field: "progress" } }, bar);
+  const table = h("table", { class: "ps-grid", dataset: { field: "grid" } });
+  const pane = h("div");
+  const error = h("div", { class: "ps-error", role: "alert", dataset: { field: "error" } });
+  const notice = h("div", { class: "ps-notice", dataset: { field: "notice" } });
+  const root = h("div", { class: "promptstate-panel ps-sweep", "data-lm-suppress-shortcuts": "true" },
+    h("div", { class: "ps-header" }, title, counts, h("span", { class: "ps-spacer" }), cancel),
+    progress, error, h("div", { style: "overflow-x: auto" }, table), notice, pane);
+
+  const tds = new Map(); // "row:col" -> td
+  let shape = "";
+
+  function build() {
+    const models = model.get("models") ?? [];
+    const names = model.get("variable_names") ?? [];
+    const rows = model.get("rows") ?? [];
+    const key = JSON.stringify([models, names, rows.length]);
+    if (key === shape) return;
+    shape = key;
+    tds.clear();
+    const head = h("tr", {}, ...names.map((n) => h("th", { title: n }, n)), ...models.map((m) => h("th", { title: m, dataset: { model: m } }, m)));
+    const body = h("tbody", {}, ...rows.map((r) => h("tr", { dataset: { row: r.index } },
+      ...names.map((n) => h("td", { class: "ps-var-cell", title: r.variables[n] ?? "" }, r.variables[n] ?? "")),
+      ...models.map((m, col) => {
+        const td = h("td", { class: "ps-cell", dataset: { row: r.index, col } });
+        tds.set(`${r.index}:${col}`, td);
+        return td;
+      }))));
+    table.replaceChildren(h("colgroup", {}, ...names.map(() => h("col", { style: "width: 9em" })), ...models.map(() => h("col", {}))),
+      h("thead", {}, head), body);
+  }
+
+  function renderCells() {
+    build();
+    const cells = model.get("cells") ?? [];
+    const selected = model.get("selected");
+    const byTd = new Map();
+    for (const c of cells) {
+      const k = `${c.row}:${c.col}`;
+      if (!byTd.has(k)) byTd.set(k, []);
+      byTd.get(k).push(c);
+    }
+    for (const [k, td] of tds) {
+      const list = byTd.get(k) ?? [];
+      const sig = JSON.stringify(list) + (list.some((c) => c.index === selected) ? "*" : "");
+      if (td.dataset.sig === sig) continue;
+      td.dataset.sig = sig;
+      // a cell's status: the worst of its repeats
+      const order = ["error", "not_run", "cancelled", "pending", "success"];
+      const status = list.map((c) => c.status).sort((a, b) => order.indexOf(a) - order.indexOf(b))[0] ?? "pending";
+      td.dataset.status = status;
+      td.dataset.cellIndex = list.length ? list[0].index : "";
+      td.classList.toggle("ps-selected", list.some((c) => c.index === selected));
+      td.replaceChildren(...list.map((c) => {
+        const text = c.status === "pending" ? h("span", { class: "ps-cell-pending" }, "…")
+          : c.status === "not_run" ? h("span", { class: "ps-cell-pending" }, "not run")
+            : h("div", { class: "ps-cell-text" }, c.error && !c.response ? c.error : (c.response ?? ""));
+        const meta = c.status === "pending" || c.status === "not_run" ? null
+          : h("div", { class: "ps-cell-meta" }, [c.status, c.latency_ms != null ? fmtMs(c.latency_ms) : null, c.output_tokens != null ? `${c.output_tokens} tok` : null].filter(Boolean).join(" · "));
+        const run = h("div", { class: "ps-cell-run", dataset: { cellIndex: c.index, status: c.status, runId: c.run_id ?? "" } }, text, meta);
+        run.addEventListener("click", (e) => {
+          e.stopPropagation();
+          model.send({ type: "select", index: model.get("selected") === c.index ? null : c.index });
+        });
+        return run;
+      }));
+    }
+  }
+
+  function renderHeader() {
+    const c = model.get("counts") ?? {};
+    const total = c.total ?? 0;
+    const done = c.done ?? 0;
+    const finished = model.get("finished");
+    title.textContent = `Sweep · ${model.get("prompt_id") ?? ""}`;
+    counts.textContent = `${done}/${total} done · ${c.errors ?? 0} errors · ${c.cancelled ?? 0} cancelled${finished ? " · finished" : ""}`;
+    counts.dataset.finished = String(!!finished);
+    bar.style.width = `${total ? (100 * (finished ? total : done)) / total : 0}%`;
+    cancel.disabled = !!finished;
+    const err = model.get("error") ?? "";
+    error.textContent = err;
+    error.hidden = !err;
+    const note = model.get("notice") ?? "";
+    notice.textContent = note;
+    notice.hidden = !note;
+  }
+
+  function renderPane() {
+    const d = model.get("detail") ?? {};
+    if (!d.cell) { pane.replaceChildren(); return; }
+    const close = button("×", "close-run", { class: "ps-button ps-small", title: "Close" });
+    close.addEventListener("click", () => model.send({ type: "select", index: null }));
+    const cellInfo = h("span", { class: "ps-sub" }, `cell ${d.cell.index} · ${d.cell.model}${d.cell.repeat ? ` · repeat ${d.cell.repeat}` : ""}`);
+    if (!d.run_id) {
+      pane.replaceChildren(h("div", { class: "ps-run-pane", dataset: { field: "run-detail" } },
+        h("div", { class: "ps-toolbar" }, cellInfo, h("span", { class: "ps-spacer" }), close),
+        h("div", { class: "ps-sub" }, d.status === "pending" ? "This cell has not finished yet." : "This cell never ran (cancelled, or it failed before sending).")));
+      return;
+    }
+    pane.replaceChildren(runDetail(d, [cellInfo, close]));
+  }
+
+  let queued = false;
+  const dirty = new Set();
+  const groups = {
+    cells: ["cells", "models", "variable_names", "rows", "selected"],
+    header: ["counts", "finished", "error", "notice", "prompt_id"],
+    pane: ["detail"],
+  };
+  const handlers = [];
+  for (const [group, keys] of Object.entries(groups)) {
+    for (const k of keys) {
+      const fn = () => {
+        dirty.add(group);
+        if (queued) return;
+        queued = true;
+        queueMicrotask(() => {
+          queued = false;
+          if (dirty.has("cells")) renderCells();
+          if (dirty.has("header")) renderHeader();
+          if (dirty.has("pane")) renderPane();
+          dirty.clear();
+        });
+      };
+      model.on(`change:${k}`, fn);
+      handlers.push([k, fn]);
+    }
+  }
+  renderCells();
+  renderHeader();
+  renderPane();
+  el.append(root);
+
+  return () => {
+    for (const [k, fn] of handlers) model.off(`change:${k}`, fn);
+  };
+}
+
+export default { render };

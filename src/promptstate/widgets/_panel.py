@@ -1,0 +1,320 @@
+"""Shared machinery of the session panels (DevTools, RunHistory, SweepGrid).
+
+A panel is bound to a session, not to one instance. Like the instance widgets, its
+traits are written by the kernel only, always on the main loop, and front-end input
+arrives as custom messages (possibly on a kernel subshell thread). Run-log reads a
+message asks for (a query page, a run, a diff) also run on the main loop, where the
+user's own cells read the log: the run log's query results share one DuckDB
+connection that refuses concurrent calls from two threads. Errors are shown in the
+panel's ``error`` trait, never raised into a comm log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as _dt
+import decimal
+import json
+import math
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anywidget
+import traitlets
+
+from .._runs import RunDiff, RunRecord
+from ._assets import asset
+from ._binding import MIN_SYNC_INTERVAL, Coalescer
+from ._panel_messages import RunDetail, RunDiffPayload, message_kind
+
+if TYPE_CHECKING:
+    from .._session import Session
+
+__all__ = [
+    "PanelWidget",
+    "describe",
+    "dumps",
+    "json_safe",
+    "redact",
+    "run_detail_payload",
+    "run_diff_payload",
+    "truncate",
+]
+
+T = TypeVar("T")
+
+# Largest integer a JavaScript number holds exactly.
+_JS_SAFE_INT = 2**53 - 1
+# Text longer than this is cut in the detail panes (the run log keeps all of it).
+DETAIL_TEXT_LIMIT = 20_000
+
+
+def describe(exc: BaseException) -> str:
+    """``"TypeName: message"``, the way every panel shows an error."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def truncate(text: str, limit: int | None) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis when cut."""
+    if limit is None or len(text) <= limit:
+        return text
+    return text[: max(0, limit - 1)] + "…"
+
+
+def json_safe(value: Any, limit: int | None = None) -> Any:
+    """A JSON-ready copy of a DuckDB value (datetimes, decimals, UUIDs, blobs -> text).
+
+    Strings are cut to ``limit`` characters; integers beyond what a JavaScript number
+    holds exactly, and non-finite floats, become text.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) <= _JS_SAFE_INT else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return truncate(value, limit)
+    if isinstance(value, _dt.datetime):
+        return truncate(value.isoformat(sep=" "), limit)
+    if isinstance(value, _dt.date | _dt.time):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta | decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return truncate("\\x" + bytes(value).hex(), limit)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v, limit) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v, limit) for v in value]
+    return truncate(str(value), limit)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret (API key) of at least 6 characters replaced."""
+    for secret in secrets:
+        if secret and len(secret) >= 6 and secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+_METRIC_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "latency_ms",
+    "ttft_ms",
+    "cost_usd",
+    "attempts",
+    "cache_hit",
+    "started_at",
+    "finished_at",
+    "instance_id",
+    "sweep_id",
+    "action_index",
+    "state_hash",
+)
+
+
+def run_detail_payload(rec: RunRecord) -> RunDetail:
+    """Everything the detail pane shows about one run."""
+    lim = DETAIL_TEXT_LIMIT
+    return RunDetail(
+        run_id=rec.run_id,
+        prompt_id=rec.prompt_id,
+        prompt_version=rec.prompt_version,
+        provider=rec.provider,
+        model=rec.model,
+        status=rec.status,
+        response=None if rec.response is None else truncate(rec.response, lim),
+        error=rec.error,
+        variables=[
+            {"name": name, "value": json_safe(value, lim), "source": source}
+            for name, (value, source) in rec.variables.items()
+        ],
+        messages=[{"role": m.role, "content": truncate(m.content, lim)} for m in rec.messages],
+        metrics={col: json_safe(rec.row.get(col)) for col in _METRIC_COLUMNS if col in rec.row},
+    )
+
+
+def run_diff_payload(diff: RunDiff) -> RunDiffPayload:
+    """A :class:`RunDiff` for the side-by-side pane."""
+    lim = DETAIL_TEXT_LIMIT
+    return RunDiffPayload(
+        a=diff.a,
+        b=diff.b,
+        fields=[
+            {"name": k, "a": json_safe(a, lim), "b": json_safe(b, lim)}
+            for k, (a, b) in diff.fields.items()
+        ],
+        variables=[
+            {"name": k, "a": json_safe(a, lim), "b": json_safe(b, lim)}
+            for k, (a, b) in diff.variables.items()
+        ],
+        messages=truncate(diff.messages, 4 * lim),
+        response=truncate(diff.response, 4 * lim),
+        same_prompt=diff.same_prompt,
+    )
+
+
+class PanelWidget(anywidget.AnyWidget):
+    """Base of the session panels: error/notice traits, marshalling onto the main loop.
+
+    Subclasses set ``_esm``, implement :meth:`_refresh` (called on the loop, at most
+    once per ``sync_interval`` seconds, after :meth:`request_refresh`) and map message
+    types to handlers in :meth:`_handlers`.
+    """
+
+    _css = asset("panels.css")
+
+    error = traitlets.Unicode("").tag(sync=True)
+    notice = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(
+        self, session: Session, *, sync_interval: float = MIN_SYNC_INTERVAL, **kwargs: Any
+    ) -> None:
+        self._session = session
+        self._closed = False
+        super().__init__(**kwargs)
+        self._coalescer = Coalescer(self._find_loop(), self._refresh_if_open, sync_interval)
+        self.on_msg(self._on_client_message)
+
+    @property
+    def session(self) -> Session:
+        """The session this panel shows."""
+        return self._session
+
+    # -- threads ---------------------------------------------------------------------------------
+
+    def _find_loop(self) -> asyncio.AbstractEventLoop | None:
+        loop = self._session.loop
+        if loop is not None and not loop.is_closed():
+            return loop
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+
+    def _on_loop_thread(self) -> bool:
+        loop = self._coalescer.loop
+        if loop is None:
+            return True
+        try:
+            return asyncio.get_running_loop() is loop
+        except RuntimeError:
+            return False
+
+    def call_on_loop(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the main loop (at once when already there); never after close.
+
+        An exception ``fn`` raises is shown in ``error``.
+        """
+
+        def guarded() -> None:
+            if self._closed:
+                return
+            try:
+                fn()
+            except Exception as exc:
+                self._set_error(describe(exc))
+
+        if self._on_loop_thread():
+            guarded()
+        else:
+            self._coalescer.call_soon(guarded)
+
+    def request_refresh(self) -> None:
+        """Ask for a (coalesced) :meth:`_refresh` on the loop; safe from any thread."""
+        self._coalescer.request()
+
+    def _refresh_if_open(self) -> None:
+        if not self._closed:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        """Pull the current data into traits (on the loop)."""
+
+    def read_soon(self, work: Callable[[], T], apply: Callable[[T], None]) -> None:
+        """Run the run-log read ``work`` on the main loop, then ``apply`` its result there.
+
+        At once when called on the loop (or without one); else queued behind what the
+        loop is doing, in the order asked, so the last page asked for is the one shown.
+        An exception is shown in ``error``.
+        """
+
+        def job() -> None:
+            result = work()
+            apply(result)
+
+        self.call_on_loop(job)
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the session's main loop without blocking."""
+        session = self._session
+        if session.loop is None and self._coalescer.loop is not None:
+            # A session made outside any loop: use the loop this panel was made on.
+            return asyncio.run_coroutine_threadsafe(coro, self._coalescer.loop)
+        return session.spawn(coro)
+
+    # -- front end -> kernel ----------------------------------------------------------------------
+
+    def _handlers(self) -> Mapping[str, Callable[[Mapping[str, Any]], None]]:
+        return {}
+
+    def _on_client_message(self, _widget: object, content: object, _buffers: object) -> None:
+        try:
+            kind, msg = message_kind(content)
+            handler = self._handlers().get(kind)
+            if handler is None:
+                raise ValueError(f"unknown {type(self).__name__} message type {kind!r}")
+            self.call_on_loop(lambda: self._set_error(""))
+            handler(msg)
+        except Exception as exc:  # shown in the widget, never lost in a comm log
+            text = describe(exc)
+            self.call_on_loop(lambda: self._set_error(text))
+
+    def _set_error(self, text: str) -> None:
+        self.error = text
+
+    def _set_notice(self, text: str) -> None:
+        self.notice = text
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """Apply front-end updates, except to the traits the kernel owns."""
+        owned = set(type(self).class_trait_names(sync=True)) - _BASE_SYNCED
+        allowed = {k: v for k, v in sync_data.items() if k not in owned}
+        if allowed:
+            super().set_state(allowed)
+
+    def apply(self, values: Mapping[str, Any]) -> None:
+        """Set several traits in one comm message (on the loop), skipping unchanged ones."""
+        changed = {k: v for k, v in values.items() if getattr(self, k) != v}
+        if not changed:
+            return
+        with self.hold_sync():
+            for key, value in changed.items():
+                setattr(self, key, value)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def _stop(self) -> None:
+        """Subclasses drop their subscriptions here."""
+
+    def close(self) -> None:
+        """Unsubscribe and close the comm (removes every view)."""
+        # Also reached from Widget.__del__ on a half-built widget: attributes may be missing.
+        self._closed = True
+        coalescer: Coalescer | None = getattr(self, "_coalescer", None)
+        if coalescer is not None:
+            coalescer.stop()
+        self._stop()
+        super().close()
+
+
+_BASE_SYNCED = frozenset(anywidget.AnyWidget.class_trait_names(sync=True))
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text of a JSON-ready value (non-JSON leaves as text)."""
+    return json.dumps(value, ensure_ascii=False, default=str)
