@@ -221,3 +221,21 @@ def test_export_never_contains_api_keys(tmp_path: Path) -> None:
     asyncio.run(inst.send())
     text = s.devtools.export()
     assert key not in text and "[redacted]" in text
+
+
+def test_records_window_and_run_actions_name_their_instance(session: ps.Session) -> None:
+    inst = _fill(session)
+    last = session.devtools.last_index
+    window = session.devtools.records(last - 2, last + 1)
+    assert [r.index for r in window] == [last - 2, last - 1, last]
+    run_actions = [a for a in session.devtools.actions if a.type.startswith("runs/")]
+    assert run_actions and all(a.instance_id == inst.id for a in run_actions)
+
+
+def test_rerun_does_not_grow_the_store(session: ps.Session) -> None:
+    inst = session.start("summarize", variables={"text": "a", "user_name": "b"})
+    run = asyncio.run(inst.send())
+    for _ in range(3):
+        asyncio.run(session.runs.rerun(run.run_id))
+    assert session.instances == [inst]
+    assert session.runs.count() == 4

@@ -232,3 +232,32 @@ def test_read_only_select_and_paging(tmp_path: Path) -> None:
     with pytest.raises(ps.RunLogError, match="Catalog"):
         s.runs.page("SELECT * FROM nope")
     s.close()
+
+
+def test_results_can_be_read_from_several_threads(tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    s = ps.Session(db=str(tmp_path / "threads.duckdb"))
+    s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")]))
+
+    async def many() -> None:
+        await asyncio.gather(*(s.start("p", variables={"x": str(i)}).send() for i in range(50)))
+
+    asyncio.run(many())
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(20):
+                assert s.runs.page("SELECT * FROM runs", 0, 10)[2] == 50
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    s.close()

@@ -113,3 +113,30 @@ async def test_missing_variable_cells_count_as_errors(s: ps.Session) -> None:
     sw = await s.sweep("t", [{"animal": "a"}], progress=False)
     assert sw.errors == 1 and sw.results == [None]
     assert isinstance(s.task_errors[-1], ps.MissingVariablesError)
+
+
+async def test_listeners_see_every_cell_and_cancel_from_another_thread(s: ps.Session) -> None:
+    import threading
+
+    seen: list[ps.RunResult | None] = []
+    statuses: list[str] = []
+    sw = s.sweep("t", [{"animal": "a", "sound": "b"}, {"animal": "only"}], progress=False)
+    sw.subscribe(lambda cell: (seen.append(cell.result), statuses.append(cell.status)))
+    await sw
+    assert sorted(statuses) == ["error", "success"] and sw.finished
+    assert any(c.error and "sound" in c.error for c in sw.cells)
+    slow = s.sweep(
+        "t",
+        {"animal": [f"a{i}" for i in range(10)], "sound": ["x"]},
+        models=["fake:slow+fault:delay=0.3"],
+        concurrency=2,
+        progress=False,
+    )
+    ended: list[bool] = []
+    slow.add_done_callback(lambda _sw: ended.append(True))
+    await asyncio.sleep(0.1)
+    t = threading.Thread(target=slow.cancel)
+    t.start()
+    t.join()
+    await slow
+    assert ended == [True] and slow.cancelled >= 8 and slow.repeat == 1

@@ -144,6 +144,15 @@ class DevTools:
         with self._lock:
             return [self._to_record(e) for e in self._entries]
 
+    def records(self, start: int | None = None, stop: int | None = None) -> list[ActionRecord]:
+        """Records with ``start <= index < stop`` (action indices), without building the rest."""
+        with self._lock:
+            lo = max(0, (start if start is not None else self._base_index) - self._base_index)
+            hi = len(self._entries) if stop is None else max(0, stop - self._base_index)
+            return [
+                self._to_record(self._entries[p]) for p in range(lo, min(hi, len(self._entries)))
+            ]
+
     def _to_record(self, e: _Entry) -> ActionRecord:
         payload = e.action.payload
         iid = payload.get("instance_id") if isinstance(payload, dict) else None

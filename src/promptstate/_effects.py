@@ -358,7 +358,14 @@ async def execute_message(
     payload, provider = _prepare(
         session, instance_id, content, model, settings, use_cache, sweep_id
     )
-    dispatch, get_state = session.store.dispatch, session.store.get_state
+    store_dispatch, get_state = session.store.dispatch, session.store.get_state
+
+    def dispatch(action: Any) -> Any:
+        # every run lifecycle action names its instance (devtools filters on it)
+        if isinstance(action, Action) and isinstance(action.payload, dict):
+            action.payload.setdefault("instance_id", instance_id)
+        return store_dispatch(action)
+
     rid: str = payload["request_id"]
     dispatch(Action("runs/execute_pending", payload))
     if precancelled:  # a sweep cell cancelled while queued: log it, never call the model

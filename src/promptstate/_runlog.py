@@ -490,9 +490,12 @@ class RunLog:
             return None
         fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table  # duckdb >= 1.4
         table = fetch()
-        if self._mem is None:
-            self._mem = self._duckdb.connect(":memory:")
-        return self._mem.from_arrow(table)
+        with self._con_lock:
+            if self._mem is None:
+                self._mem = self._duckdb.connect(":memory:")
+            # a cursor per result: DuckDB refuses concurrent calls on one connection, and
+            # results are read from whichever thread holds them
+            return self._mem.cursor().from_arrow(table)
 
     def sql(
         self, query: str, params: Iterable[Any] | None = None, *, read_only: bool = False

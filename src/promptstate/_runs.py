@@ -228,4 +228,7 @@ async def rerun(session: Session, run_id: str, model: str | None = None) -> RunR
     inst = restore_run(session, run_id)
     extra = rec.messages[len(inst.prompt.messages) :]
     content = extra[-1].content if extra and extra[-1].role == "user" else None
-    return await inst.send(content, model=model)
+    try:
+        return await inst.send(content, model=model)
+    finally:
+        inst.close()  # the run log keeps the run; the store does not grow per re-run

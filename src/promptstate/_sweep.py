@@ -46,13 +46,20 @@ def expand_variables(
 
 @dataclass(frozen=True)
 class SweepCell:
-    """One (variables, model, repeat) cell of a sweep and, once done, its result."""
+    """One (variables, model, repeat) cell of a sweep and, once done, its result.
+
+    ``status`` is ``pending`` until the cell ends, then the run's status (``success``,
+    ``error``, ``cancelled``), or ``error`` with ``result=None`` when the cell could not
+    send at all (e.g. a missing variable; ``error`` says why).
+    """
 
     index: int
     variables: dict[str, object]
     model: str
     repeat: int
     result: RunResult | None = None
+    status: str = "pending"
+    error: str | None = None
 
 
 class Sweep:
@@ -83,6 +90,7 @@ class Sweep:
         self.prompt_id = prompt_id
         self.sweep_id = uuid.uuid4().hex
         self.concurrency = concurrency
+        self.repeat = repeat
         self.settings = dict(settings or {})
         self.cells: list[SweepCell] = [
             SweepCell(i, v, m, r)
@@ -156,33 +164,33 @@ class Sweep:
                     raise
         except asyncio.CancelledError:
             last = inst.last_run if inst is not None else None
-            if last is None or last.status != "cancelled":
-                return
-            result = last
+            if last is not None and last.status == "cancelled":
+                result = last
+            self._finish_cell(cell, bar, result, "cancelled", "cancelled")
+            return
         except PromptStateError as exc:
-            self.errors += 1
-            self.done += 1
-            self._update_bar(bar)
-            self.cells[cell.index] = SweepCell(
-                cell.index, cell.variables, cell.model, cell.repeat, None
-            )
             session.task_errors.append(exc)
+            self._finish_cell(cell, bar, None, "error", f"{type(exc).__name__}: {exc}")
             return
         finally:
             if inst is not None:
                 with contextlib.suppress(PromptStateError):
                     inst.close()  # the run log keeps the run; the store stays small
-        assert result is not None
-        done = SweepCell(cell.index, cell.variables, cell.model, cell.repeat, result)
+        self._finish_cell(cell, bar, result, result.status, result.error)
+
+    def _finish_cell(
+        self, cell: SweepCell, bar: Any, result: RunResult | None, status: str, error: str | None
+    ) -> None:
+        done = SweepCell(cell.index, cell.variables, cell.model, cell.repeat, result, status, error)
         self.cells[cell.index] = done
         self.done += 1
-        if result.status == "error":
+        if status == "error":
             self.errors += 1
-        elif result.status == "cancelled":
+        elif status == "cancelled":
             self.cancelled += 1
         self._update_bar(bar)
         for listener in list(self._listeners):
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # a broken view must not stop the sweep
                 listener(done)
 
     async def _send(self, instance_id: str, model: str, cancelled: bool = False) -> RunResult:
@@ -197,10 +205,32 @@ class Sweep:
         )
 
     def cancel(self) -> None:
-        """Stop the sweep: queued cells end ``cancelled`` without calling the model."""
+        """Stop the sweep (from any thread): queued cells end ``cancelled`` uncalled."""
         self._cancel_requested = True
+        loop = self._task.get_loop() if self._task is not None else None
+        if loop is None:
+            return
+        try:
+            same = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            same = False
+        if same:
+            self._cancel_tasks()
+        else:
+            loop.call_soon_threadsafe(self._cancel_tasks)
+
+    def _cancel_tasks(self) -> None:
         for t in self._cell_tasks:
             t.cancel()
+
+    @property
+    def finished(self) -> bool:
+        """True once every cell has ended."""
+        return self._task is not None and self._task.done()
+
+    def add_done_callback(self, fn: Callable[[Sweep], None]) -> None:
+        """Call ``fn(sweep)`` on the loop when the whole sweep has ended."""
+        self._start().add_done_callback(lambda _t: fn(self))
 
     # -- progress ------------------------------------------------------------------------------
 
