@@ -489,7 +489,10 @@ class RunLog:
         if rel is None:
             return None
         fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table  # duckdb >= 1.4
-        table = fetch()
+        return self.relation_from_arrow(fetch())
+
+    def relation_from_arrow(self, table: Any) -> Any:
+        """A DuckDB relation over an Arrow table, on its own cursor (safe across threads)."""
         with self._con_lock:
             if self._mem is None:
                 self._mem = self._duckdb.connect(":memory:")

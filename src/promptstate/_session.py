@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import os
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Awaitable, Coroutine, Iterable, Mapping, Sequence
@@ -252,6 +253,7 @@ class Runs:
 
     def __init__(self, session: Session) -> None:
         self._session = session
+        self._page_cache: tuple[tuple[str, bool, int], float, Any] | None = None
 
     def sql(
         self, query: str, params: Iterable[Any] | None = None, *, read_only: bool = False
@@ -271,11 +273,23 @@ class Runs:
 
         Only the page's rows leave DuckDB, so a 100k-row result stays cheap to browse.
         """
-        rel = self.sql(query, read_only=read_only)
-        if rel is None:
-            return [], [], 0
+        # paging through one result re-uses its materialization while nothing was written
+        # (by this session; other processes' writes show within a couple of seconds)
+        runlog = self._session.runlog
+        key = (query, read_only, runlog.flushes)
+        cached = self._page_cache
+        if cached is not None and cached[0] == key and time.monotonic() - cached[1] < 2.0:
+            table = cached[2]
+        else:
+            result = self.sql(query, read_only=read_only)
+            if result is None:
+                return [], [], 0
+            fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
+            table = fetch()
+            self._page_cache = (key, time.monotonic(), table)
+        rel = runlog.relation_from_arrow(table)
         columns = [d[0] for d in rel.description]
-        total = int(rel.aggregate("count(*)").fetchall()[0][0])
+        total = int(table.num_rows)
         rows = rel.limit(max(0, int(limit)), offset=max(0, int(offset))).fetchall()
         return columns, rows, total
 
