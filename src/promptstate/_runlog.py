@@ -9,6 +9,7 @@ effects do.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import contextlib
 import datetime as dt
@@ -122,6 +123,16 @@ _SCOPE_TABLES = {"user": "user_variables", "org": "org_variables", "project": "p
 _LIVE_SESSIONS: weakref.WeakValueDictionary[str, RunLog] = weakref.WeakValueDictionary()
 
 
+@atexit.register
+def _close_all() -> None:
+    # Flush and stop every writer thread before the interpreter finalizes: pending runs
+    # reach the file, and no daemon thread is torn down inside DuckDB's C++ code (which
+    # aborts the process with "FATAL: exception not rethrown").
+    for log in list(_LIVE_SESSIONS.values()):
+        with contextlib.suppress(Exception):
+            log.close()
+
+
 def utc(ts: float | None) -> dt.datetime | None:
     """Epoch seconds to a naive UTC datetime (the run log stores UTC)."""
     if ts is None:
@@ -181,8 +192,8 @@ class RunLog:
         session_id: str,
         lock_timeout: float = 60.0,
         exclusive: bool = False,
-        hold_idle: float = 0.05,
-        max_hold: float = 0.25,
+        hold_idle: float = 1.0,
+        max_hold: float = 2.0,
     ) -> None:
         import duckdb
 
@@ -197,11 +208,13 @@ class RunLog:
         self._duckdb = duckdb
         self._con_lock = threading.RLock()
         self._con: Any = None
+        self._contended = False
         self._opened_at = 0.0
         self._last_use = 0.0
         self._mem: Any = None
         self._cv = threading.Condition()
         self._queue: list[_Op] = []
+        self._saved_prompts: dict[Any, concurrent.futures.Future[None]] = {}
         self._inflight = 0
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -250,6 +263,7 @@ class RunLog:
                 continue
             except duckdb.Error as exc:
                 raise RunLogError(f"cannot open run log {target!r}: {exc}") from None
+            self._contended = tries > 1
             if tries > 1:
                 self.lock_waits += 1
                 self.lock_wait_seconds += time.monotonic() - t0
@@ -364,7 +378,12 @@ class RunLog:
     ) -> concurrent.futures.Future[None]:
         """Store a prompt version (first write of an (id, version) wins)."""
         key = (definition["id"], definition["version"])
-        return self._submit("prompt", key, (dict(definition), source, utc(time.time())))
+        saved = self._saved_prompts.get(key)
+        if saved is not None and not (saved.done() and saved.exception() is not None):
+            return saved  # first write of an (id, version) wins: once per session is enough
+        fut = self._submit("prompt", key, (dict(definition), source, utc(time.time())))
+        self._saved_prompts[key] = fut
+        return fut
 
     def set_scoped(
         self, scope: str, owner: str, name: str, value: str | None
@@ -393,8 +412,9 @@ class RunLog:
             with self._cv:
                 self._inflight = 0
                 self._cv.notify_all()
-            if self.shared and self._release():
-                time.sleep(0.02 + random.random() * 0.02)  # held long: yield the lock
+            if self.shared and self._release() and self._contended:
+                # another process waited for the file last time: give it a turn
+                time.sleep(0.02 + random.random() * 0.02)
 
     def _write_batch(self, batch: list[_Op]) -> BaseException | None:
         runs: dict[str, dict[str, Any]] = {}

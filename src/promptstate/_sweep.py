@@ -152,13 +152,17 @@ class Sweep:
         inst = None
         result: RunResult | None = None
         try:
-            inst = session.start(self.prompt_id, cell.variables)
             try:
                 async with sem:
+                    # started only once it holds a slot: at most `concurrency` live
+                    # instances, so starting and closing stay O(concurrency), not O(cells)
+                    inst = session.start(self.prompt_id, cell.variables)
                     result = await self._send(inst.id, cell.model)
             except asyncio.CancelledError:
-                if inst is not None and inst.status == "idle":
+                if inst is None or inst.status == "idle":
                     # never started: still leave a 'cancelled' row, as promised
+                    if inst is None:
+                        inst = session.start(self.prompt_id, cell.variables)
                     result = await self._send(inst.id, cell.model, cancelled=True)
                 else:
                     raise
