@@ -93,7 +93,7 @@ KILLED_SWEEP = textwrap.dedent("""
     s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")],
                                  settings={"echo_delay": 0.05}))
     async def main():
-        sw = s.sweep("p", {"x": [f"w{i} a b c d e f g h" for i in range(1000)]}, concurrency=40,
+        sw = s.sweep("p", {"x": [f"w{i} " + "a " * (3 + i % 23) for i in range(1000)]}, concurrency=40,
                      progress=False)
         reported = 0
         def done(cell):
