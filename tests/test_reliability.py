@@ -93,9 +93,8 @@ KILLED_SWEEP = textwrap.dedent("""
     s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")],
                                  settings={"echo_delay": 0.05}))
     async def main():
-        sw = s.sweep("p", {"x": [f"w{i} " + "a " * (3 + i % 23) for i in range(1000)]}, concurrency=40,
-                     progress=False)
-        reported = 0
+        texts = [f"w{i} " + "a " * (3 + i % 23) for i in range(1000)]  # staggered lengths
+        sw = s.sweep("p", {"x": texts}, concurrency=40, progress=False)
         def done(cell):
             # a cell reported done here has its terminal row committed
             print("done", cell.result.run_id, flush=True)
