@@ -116,6 +116,16 @@ RUN_COLUMNS: tuple[str, ...] = (
     "pid",
     "hostname",
 )
+_OPEN_STATUSES = frozenset({"running", "queued"})
+_INSERT_RUNS = (
+    f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) SELECT {', '.join(RUN_COLUMNS)} FROM _ps_batch"
+)
+_UPSERT_RUNS = _INSERT_RUNS.replace("INSERT INTO", "INSERT OR REPLACE INTO", 1)
+_UPDATE_RUNS = (
+    "UPDATE runs SET "
+    + ", ".join(f"{c} = _ps_batch.{c}" for c in RUN_COLUMNS if c != "run_id")
+    + " FROM _ps_batch WHERE runs.run_id = _ps_batch.run_id"
+)
 _SCOPE_TABLES = {"user": "user_variables", "org": "org_variables", "project": "project_variables"}
 
 # Sessions alive in this process, so a second session on the same file does not mark
@@ -215,6 +225,8 @@ class RunLog:
         self._cv = threading.Condition()
         self._queue: list[_Op] = []
         self._saved_prompts: dict[Any, concurrent.futures.Future[None]] = {}
+        # ids of runs whose non-terminal row is committed (in flight); writer thread only
+        self._open_rows: set[str] = set()
         self._inflight = 0
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -426,9 +438,15 @@ class RunLog:
         for attempt in range(8):
             try:
                 with self._use() as con:
-                    self._commit(con, runs, prompts, scoped)
+                    # a retry upserts: safe whatever rows a failed attempt assumed
+                    self._commit(con, runs, prompts, scoped, upsert=attempt > 0)
                 self.flushes += 1
                 self.rows_written += len(runs)
+                for rid, row in runs.items():  # committed: remember which rows exist
+                    if row["status"] in _OPEN_STATUSES:
+                        self._open_rows.add(rid)
+                    else:
+                        self._open_rows.discard(rid)
                 return None
             except RunLogError as exc:  # locked for lock_timeout: keep failing loudly
                 self.last_error = exc
@@ -451,22 +469,25 @@ class RunLog:
         runs: Mapping[str, Mapping[str, Any]],
         prompts: Mapping[Any, Any],
         scoped: Mapping[Any, Any],
+        upsert: bool = False,
     ) -> None:
         import pyarrow as pa
 
         con.execute("BEGIN")
-        if runs:
-            cols = {c: [r[c] for r in runs.values()] for c in RUN_COLUMNS}
+        # A run's first committed row is a plain INSERT, its later rows (the terminal row
+        # after a committed 'running' one) an UPDATE: INSERT OR REPLACE costs ~6 ms per
+        # batch here against ~3 ms for either, whatever the batch size.
+        fresh = [r for rid, r in runs.items() if upsert or rid not in self._open_rows]
+        known = [r for rid, r in runs.items() if not upsert and rid in self._open_rows]
+        insert = _UPSERT_RUNS if upsert else _INSERT_RUNS
+        for group, sql in ((fresh, insert), (known, _UPDATE_RUNS)):
+            if not group:
+                continue
+            cols = {c: [r[c] for r in group] for c in RUN_COLUMNS}
             table = pa.table(cols, schema=_arrow_schema())
             con.register("_ps_batch", table)
             try:
-                con.execute(
-                    "INSERT OR REPLACE INTO runs ("
-                    + ", ".join(RUN_COLUMNS)
-                    + ") SELECT "
-                    + ", ".join(RUN_COLUMNS)
-                    + " FROM _ps_batch"
-                )
+                con.execute(sql)
             finally:
                 con.unregister("_ps_batch")
         for (pid, version), (definition, source, at) in prompts.items():

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import json
 import os
+import weakref
 from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import aclosing
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,9 +24,9 @@ from promptstate._exceptions import (
 
 from ._base import ChatRequest, Provider, RetryPolicy, StreamEvent, Timeouts
 from ._retry import RetryableError, parse_retry_after, stream_with_retries
-from ._sse import ServerSentEvent, aiter_sse
+from ._sse import ServerSentEvent, SSEDecoder
 
-__all__ = ["HTTPProvider", "TransportArg"]
+__all__ = ["HTTPProvider", "TransportArg", "default_transport"]
 
 # A transport, or a zero-argument factory called for every new client: an instance is
 # closed with its client and bound to one event loop, a factory survives both.
@@ -33,6 +34,58 @@ TransportArg = httpx.AsyncBaseTransport | Callable[[], httpx.AsyncBaseTransport]
 
 # Statuses worth sending again: rate limits, request timeouts, server trouble (incl. 529).
 _RETRYABLE_STATUS = frozenset({408, 429})
+
+
+def default_transport() -> httpx.AsyncBaseTransport | None:
+    """The transport a provider uses when given none: aiohttp's, if installed.
+
+    httpx's own pool scans every pooled connection for every request, which under
+    concurrency costs milliseconds per request (benchmarks/bench_throughput.py measures
+    ~5x the throughput through ``httpx_aiohttp`` at 50 concurrent streams). ``None``
+    (httpx's default transport) when ``httpx_aiohttp`` is not importable or
+    ``PROMPTSTATE_HTTP_TRANSPORT=httpx`` is set.
+    """
+    if os.environ.get("PROMPTSTATE_HTTP_TRANSPORT", "").lower() == "httpx":
+        return None
+    try:
+        import aiohttp
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError:
+        return None
+
+    def session() -> aiohttp.ClientSession:
+        # No connection cap here (the engine's per-provider semaphore is the cap; the
+        # transport's default of 100 would silently queue a larger max_concurrency),
+        # certificates as httpx verifies them, proxies from the environment as httpx.
+        connector = aiohttp.TCPConnector(
+            limit=0, keepalive_timeout=30.0, ssl=httpx.create_ssl_context()
+        )
+        made = aiohttp.ClientSession(connector=connector, trust_env=True)
+        owner = ref()
+        if owner is not None:
+            weakref.finalize(owner, _close_dropped_session, made)
+        return made
+
+    transport = AiohttpTransport(client=session)
+    ref = weakref.ref(transport)
+    return transport
+
+
+def _close_dropped_session(session: Any) -> None:
+    """Close the sockets of a session whose client was dropped without ``aclose()``.
+
+    That happens after a synchronous ``Session.close()`` or when a new event loop
+    replaces the client; httpx's own pool closes such sockets silently, and aiohttp
+    would instead log "Unclosed client session" from its ``__del__``.
+    """
+    if session.closed:
+        return
+    connector = session.connector
+    with contextlib.suppress(Exception):
+        session.detach()
+        close = getattr(connector, "_close", None)
+        if close is not None:
+            close()
 
 
 def _is_retryable_status(status: int) -> bool:
@@ -112,7 +165,9 @@ class HTTPProvider(Provider):
         # call in a script) needs a new client rather than a pool of dead sockets.
         if client is None or client.is_closed or self._client_loop is not loop:
             transport = self._transport
-            if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            if transport is None:
+                transport = default_transport()
+            elif not isinstance(transport, httpx.AsyncBaseTransport):
                 transport = transport()
             client = httpx.AsyncClient(
                 timeout=httpx.Timeout(
@@ -141,10 +196,10 @@ class HTTPProvider(Provider):
 
     # -- the public stream --------------------------------------------------------------
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-        async with aclosing(stream_with_retries(self.retry, lambda: self._attempt(request))) as ev:
-            async for event in ev:
-                yield event
+    def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        # The retry loop's own async generator, returned as is: one hop fewer for every
+        # event than re-yielding it from here.
+        return stream_with_retries(self.retry, lambda: self._attempt(request))
 
     @abc.abstractmethod
     def _attempt(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
@@ -199,12 +254,18 @@ class HTTPProvider(Provider):
                 status_code=response.status_code,
             ) from None
 
-    async def _sse(self, response: httpx.Response) -> AsyncGenerator[ServerSentEvent, None]:
-        """Events of a streaming response, with network failures mapped."""
+    async def _sse(self, response: httpx.Response) -> AsyncGenerator[list[ServerSentEvent], None]:
+        """Events of a streaming response, a list per network read, failures mapped.
+
+        Parsing whole reads (rather than ``aiter_lines`` and a generator hop per line)
+        is most of what the provider layer costs per request.
+        """
+        decoder = SSEDecoder()
         try:
-            async with aclosing(aiter_sse(response.aiter_lines())) as events:
-                async for event in events:
-                    yield event
+            async for chunk in response.aiter_bytes():
+                events = decoder.feed(chunk)
+                if events:
+                    yield events
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._transport_error(exc, str(response.url), in_body=True) from exc
 
@@ -233,6 +294,12 @@ class HTTPProvider(Provider):
         detail = self._redact(str(exc) or type(exc).__name__)
         where = _display_url(url)
         error: ProviderError
+        if isinstance(exc, httpx.ConnectTimeout) and _not_a_timeout(exc.__cause__):
+            # httpx_aiohttp maps every aiohttp.ClientConnectionError (refused, reset,
+            # server disconnected) to ConnectTimeout; only real timeouts are timeouts.
+            remapped = (httpx.ReadError if in_body else httpx.ConnectError)(str(exc) or "closed")
+            remapped.__cause__ = exc.__cause__
+            exc = remapped
         if isinstance(exc, httpx.TimeoutException):
             if isinstance(exc, httpx.ConnectTimeout):
                 what = f"connecting to {where} took over {self.timeouts.connect:g}s"
@@ -268,6 +335,13 @@ class HTTPProvider(Provider):
         if _is_retryable_status(status):
             return RetryableError(error, f"HTTP {status}", parse_retry_after(response.headers))
         return error
+
+
+def _not_a_timeout(cause: BaseException | None) -> bool:
+    """True for an aiohttp connection error that httpx_aiohttp reported as a timeout."""
+    if cause is None or isinstance(cause, TimeoutError):
+        return False
+    return type(cause).__module__.startswith("aiohttp")
 
 
 def _api_error_message(response: httpx.Response) -> str:
