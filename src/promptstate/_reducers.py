@@ -262,12 +262,15 @@ def _instance_restored(state: State, p: Mapping[str, Any]) -> State:
 @_on("instances/closed")
 def _instance_closed(state: State, p: Mapping[str, Any]) -> State:
     iid = p["instance_id"]
-    if iid not in state.instances:
+    inst = state.instances.get(iid)
+    if inst is None:
         return state
+    # an instance holds at most its run in flight and its latest finished run in the
+    # store: drop the finished one (no scan of every run, so close stays O(log n))
     runs = state.runs
-    for rid, run in state.runs.items():
-        if run.instance_id == iid and run.status in TERMINAL_RUN_STATUSES:
-            runs = runs.delete(rid)
+    last = runs.get(inst.last_run_id) if inst.last_run_id else None
+    if last is not None and last.status in TERMINAL_RUN_STATUSES:
+        runs = runs.delete(last.run_id)
     return replace(
         state,
         instances=state.instances.delete(iid),
