@@ -56,6 +56,7 @@ class Anthropic(HTTPProvider):
 
     default_base_url = "https://api.anthropic.com"
     base_url_env = "ANTHROPIC_BASE_URL"
+    path = "/v1/messages"
     api_key_env = "ANTHROPIC_API_KEY"
 
     def __init__(
@@ -107,20 +108,7 @@ class Anthropic(HTTPProvider):
         body["stream"] = request.stream
         return body
 
-    async def _attempt(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-        response = await self._send("/v1/messages", self._body(request), stream=request.stream)
-        try:
-            content_type = response.headers.get("content-type", "")
-            if not request.stream or "text/event-stream" not in content_type:
-                for event in self._parse_message(await self._read_json(response)):
-                    yield event
-                return
-            async for event in self._parse_stream(response):
-                yield event
-        finally:
-            await response.aclose()
-
-    def _parse_message(self, data: Any) -> list[StreamEvent]:
+    def _parse_json(self, data: Any) -> list[StreamEvent]:
         if not isinstance(data, dict):
             raise ProviderStreamError(f"{self.name}: response is not a JSON object")
         blocks = data.get("content") or []

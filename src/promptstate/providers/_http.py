@@ -124,6 +124,7 @@ class HTTPProvider(Provider):
     default_base_url: ClassVar[str]
     base_url_env: ClassVar[str]
     api_key_env: ClassVar[str]
+    path: ClassVar[str]  # appended to base_url
 
     def __init__(
         self,
@@ -201,9 +202,32 @@ class HTTPProvider(Provider):
         # event than re-yielding it from here.
         return stream_with_retries(self.retry, lambda: self._attempt(request))
 
-    @abc.abstractmethod
-    def _attempt(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+    async def _attempt(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """One try: yield text and usage, raise ProviderError or RetryableError."""
+        response = await self._send(self.path, self._body(request), stream=request.stream)
+        try:
+            content_type = response.headers.get("content-type", "")
+            if not request.stream or "text/event-stream" not in content_type:
+                # Also covers servers that ignore stream=true and answer with JSON.
+                for event in self._parse_json(await self._read_json(response)):
+                    yield event
+                return
+            async for event in self._parse_stream(response):
+                yield event
+        finally:
+            await response.aclose()
+
+    @abc.abstractmethod
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        """The JSON body of one request."""
+
+    @abc.abstractmethod
+    def _parse_json(self, data: Any) -> list[StreamEvent]:
+        """Events of a plain (non-streaming) JSON reply."""
+
+    @abc.abstractmethod
+    def _parse_stream(self, response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
+        """Events of an SSE reply."""
 
     @abc.abstractmethod
     def _auth_headers(self, api_key: str | None) -> dict[str, str]:

@@ -52,6 +52,7 @@ class OpenAICompatible(HTTPProvider):
 
     default_base_url = "https://api.openai.com/v1"
     base_url_env = "OPENAI_BASE_URL"
+    path = "/chat/completions"
     api_key_env = "OPENAI_API_KEY"
 
     def __init__(
@@ -91,21 +92,7 @@ class OpenAICompatible(HTTPProvider):
             body.pop("stream_options", None)
         return body
 
-    async def _attempt(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-        response = await self._send("/chat/completions", self._body(request), stream=request.stream)
-        try:
-            content_type = response.headers.get("content-type", "")
-            if not request.stream or "text/event-stream" not in content_type:
-                # Also covers servers that ignore stream=true and answer with JSON.
-                for event in self._parse_completion(await self._read_json(response)):
-                    yield event
-                return
-            async for event in self._parse_stream(response):
-                yield event
-        finally:
-            await response.aclose()
-
-    def _parse_completion(self, data: Any) -> list[StreamEvent]:
+    def _parse_json(self, data: Any) -> list[StreamEvent]:
         if not isinstance(data, dict):
             raise ProviderStreamError(f"{self.name}: response is not a JSON object")
         choices = data.get("choices") or []
