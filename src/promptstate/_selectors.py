@@ -85,7 +85,7 @@ class memoized(Generic[T]):
         self,
         inputs: Callable[[State, str], tuple[Any, ...]],
         compute: Callable[..., T],
-        maxsize: int = 20_000,
+        maxsize: int = 4096,
     ) -> None:
         self._inputs = inputs
         self._compute = compute
