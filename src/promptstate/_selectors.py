@@ -94,6 +94,11 @@ class memoized(Generic[T]):
         self._maxsize = maxsize
         self.recomputations = 0
 
+    def forget(self, key: str) -> None:
+        """Drop the cached result for ``key`` (its instance was closed)."""
+        with self._lock:
+            self._cache.pop(key, None)
+
     def __call__(self, state: State, key: str) -> T:
         ins = self._inputs(state, key)
         with self._lock:

@@ -812,6 +812,8 @@ class Instance:
         """Remove the instance from the store (cancels its run in flight)."""
         self.cancel()
         self._session.store.dispatch(Action("instances/closed", {"instance_id": self.id}))
+        select_merged_variables.forget(self.id)  # keep the caches as small as the store
+        select_display_messages.forget(self.id)
 
     def wait(self) -> Awaitable[None]:
         """Await the run in flight, if any."""
