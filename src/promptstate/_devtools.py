@@ -141,8 +141,7 @@ class DevTools:
     @property
     def actions(self) -> list[ActionRecord]:
         """Every recorded action still held, oldest first."""
-        with self._lock:
-            return [self._to_record(e) for e in self._entries]
+        return self.records()
 
     def records(self, start: int | None = None, stop: int | None = None) -> list[ActionRecord]:
         """Records with ``start <= index < stop`` (action indices), without building the rest."""

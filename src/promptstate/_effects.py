@@ -23,10 +23,9 @@ from ._exceptions import (
     MissingVariablesError,
     PromptStateError,
     ProviderError,
-    UnknownPromptError,
 )
-from ._selectors import select_instance, select_merged_variables
-from ._state import Action, ChatMessage, RunState
+from ._selectors import select_instance, select_merged_variables, select_prompt_entry
+from ._state import Action, ChatMessage, PromptEntry, RunState
 from ._template import parse
 
 if TYPE_CHECKING:
@@ -36,19 +35,14 @@ __all__ = [
     "RunResult",
     "complete_execution",
     "execute_message",
+    "fetch_prompt",
     "fetch_scoped_variables",
-    "prompt_key",
     "run_row",
     "start_instance",
 ]
 
 # Streaming text reaches the store at most this often (the final text is always exact).
 CHUNK_INTERVAL = 0.04
-
-
-def prompt_key(prompt_id: str, version: str) -> str:
-    """Key of one prompt version in ``state.prompts`` (the bare id maps to the latest)."""
-    return f"{prompt_id}@{version}"
 
 
 @dataclass(frozen=True)
@@ -169,16 +163,8 @@ def run_row(run: RunState) -> dict[str, Any]:
 # -- start_instance ------------------------------------------------------------------------
 
 
-def start_instance(
-    session: Session,
-    prompt_id: str,
-    values: Mapping[str, str],
-    *,
-    model: str | None,
-    track_in_runs: bool,
-    refresh: bool,
-) -> str:
-    """Fetch the prompt unless cached (``refresh`` forces it), then start an instance."""
+def fetch_prompt(session: Session, prompt_id: str, *, refresh: bool = False) -> PromptEntry:
+    """The cached prompt entry; fetched from its source only if absent (or ``refresh``)."""
     dispatch, get_state = session.store.dispatch, session.store.get_state
     if refresh or prompt_id not in get_state().prompts:
         request_id = uuid.uuid4().hex
@@ -206,11 +192,22 @@ def start_instance(
                 },
             )
         )
-    entry = get_state().prompts.get(prompt_id)
-    if entry is None:  # pragma: no cover - fetch either fulfilled or raised
-        raise UnknownPromptError(prompt_id)
+    return get_state().prompts[prompt_id]
+
+
+def start_instance(
+    session: Session,
+    prompt_id: str,
+    values: Mapping[str, str],
+    *,
+    model: str | None,
+    track_in_runs: bool,
+    refresh: bool,
+) -> str:
+    """Fetch the prompt unless cached (``refresh`` forces it), then start an instance."""
+    entry = fetch_prompt(session, prompt_id, refresh=refresh)
     iid = uuid.uuid4().hex[:12]
-    dispatch(
+    session.store.dispatch(
         Action(
             "instances/started",
             {
@@ -287,9 +284,7 @@ def _prepare(
             f"instance {instance_id!r} already has run {inst.current_request_id!r} in flight; "
             "await it or call inst.cancel()"
         )
-    entry = state.prompts.get(prompt_key(inst.prompt_id, inst.prompt_version))
-    if entry is None:
-        raise UnknownPromptError(inst.prompt_id)
+    entry = select_prompt_entry(state, instance_id)
     prompt = entry.prompt
     merged = select_merged_variables(state, instance_id)
     used = prompt.used_variables
@@ -372,62 +367,7 @@ async def execute_message(
     if precancelled:  # a sweep cell cancelled while queued: log it, never call the model
         session._cancel_requested.add(rid)
     tracked = bool(payload["tracked"])
-    run = get_state().runs[rid]
-    if tracked:  # the 'running' row is durable before the call goes out
-        try:
-            await asyncio.shield(asyncio.wrap_future(session.runlog.write_run(run_row(run))))
-        except asyncio.CancelledError:
-            # cancelled before the call went out: the run still ends, as 'cancelled'
-            user_cancel = rid in session._cancel_requested
-            session._cancel_requested.discard(rid)
-            dispatch(
-                Action(
-                    "runs/execute_rejected",
-                    {
-                        "request_id": rid,
-                        "status": "cancelled",
-                        "at": time.time(),
-                        "error": "cancelled by the user" if user_cancel else "cancelled",
-                    },
-                )
-            )
-            result = await complete_execution(session, rid)
-            if not user_cancel:
-                raise
-            return result
-        except PromptStateError as exc:  # the log is unusable: end the run, then report
-            dispatch(
-                Action(
-                    "runs/execute_rejected",
-                    {"request_id": rid, "status": "error", "at": time.time(), "error": str(exc)},
-                )
-            )
-            raise
-
-    if use_cache:
-        hit = session._cache_lookup(payload["cache_key"])
-        if hit is not None:
-            now = time.time()
-            dispatch(Action("runs/execute_started", {"request_id": rid, "at": now}))
-            dispatch(
-                Action(
-                    "runs/execute_fulfilled",
-                    {
-                        "request_id": rid,
-                        "response": hit["response"],
-                        "input_tokens": hit["input_tokens"],
-                        "output_tokens": hit["output_tokens"],
-                        "latency_ms": 0.0,
-                        "ttft_ms": 0.0,
-                        "attempts": 0,
-                        "cache_hit": True,
-                        "cost_usd": 0.0,
-                        "at": now,
-                    },
-                )
-            )
-            return await complete_execution(session, rid)
-
+    hit = session._cache_lookup(payload["cache_key"]) if use_cache else None
     pieces: list[str] = []
     usage: list[int | None] = [None, None]
     attempts = [0]
@@ -435,14 +375,23 @@ async def execute_message(
     ttft: list[float | None] = [None]
 
     async def consume() -> None:
+        # Everything after 'pending' runs in this task, so one set of handlers below
+        # ends the run whatever interrupts it (a cancel while the row is written included).
+        if tracked:  # the 'running' row is durable before the call goes out
+            row = run_row(get_state().runs[rid])
+            await asyncio.shield(asyncio.wrap_future(session.runlog.write_run(row)))
+        if hit is not None:
+            dispatch(Action("runs/execute_started", {"request_id": rid, "at": time.time()}))
+            pieces.append(hit["response"])
+            usage[0], usage[1] = hit["input_tokens"], hit["output_tokens"]
+            return
         request = ChatRequest(
             model=payload["model"],
             messages=tuple(payload["messages"]),
             settings=payload["settings"],
             stream=bool(payload["settings"].get("stream", True)),
         )
-        sem = session._semaphore(provider)
-        async with sem:
+        async with session._semaphore(provider):
             t_start[0] = time.perf_counter()
             dispatch(Action("runs/execute_started", {"request_id": rid, "at": time.time()}))
             pending_text: list[str] = []
@@ -525,12 +474,16 @@ async def execute_message(
     except Exception as exc:  # anything unexpected still ends the run, with the reason
         finish("runs/execute_rejected", status="error", error=f"{type(exc).__name__}: {exc}")
     else:
-        finish("runs/execute_fulfilled")
+        if hit is not None:
+            cached = {"latency_ms": 0.0, "ttft_ms": 0.0, "cache_hit": True, "cost_usd": 0.0}
+            finish("runs/execute_fulfilled", **cached)
+        else:
+            finish("runs/execute_fulfilled")
     finally:
         session._tasks.pop(rid, None)
         session._cancel_requested.discard(rid)
     result = await complete_execution(session, rid)
-    if result.status == "success" and use_cache and payload["cache_key"]:
+    if result.status == "success" and hit is None and payload["cache_key"]:
         session._cache_store(payload["cache_key"], result)
     return result
 

@@ -22,6 +22,7 @@ from ._state import (
     RunState,
     ScopedState,
     State,
+    prompt_key,
 )
 
 __all__ = ["ACTION_TYPES", "reduce"]
@@ -79,7 +80,7 @@ def _prompt_fulfilled(state: State, p: Mapping[str, Any]) -> State:
     entry = PromptEntry(prompt=prompt, source=str(p["source"]), fetched_at=float(p["at"]))
     # the bare id is the cache slot start() checks; id@version is what instances read.
     # Restoring an old run fetches its version without making it the latest.
-    prompts = state.prompts.set(f"{prompt.id}@{prompt.version}", entry)
+    prompts = state.prompts.set(prompt_key(prompt.id, prompt.version), entry)
     if p.get("latest", True):
         prompts = prompts.set(prompt.id, entry)
     return replace(state, prompts=prompts)

@@ -526,12 +526,6 @@ class RunLog:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _materialize(self, rel: Any) -> Any:
-        if rel is None:
-            return None
-        fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table  # duckdb >= 1.4
-        return self.relation_from_arrow(fetch())
-
     def relation_from_arrow(self, table: Any) -> Any:
         """A DuckDB relation over an Arrow table, on its own cursor (safe across threads)."""
         with self._con_lock:
@@ -550,15 +544,36 @@ class RunLog:
         ``read_only=True`` refuses anything but a plain SELECT over the log's tables
         (:class:`ReadOnlyQueryError`) and always materializes.
         """
+        if not self.shared and not read_only:
+            return self._query(query, params, read_only, lambda rel: rel)
+        table = self.arrow(query, params, read_only=read_only)
+        return None if table is None else self.relation_from_arrow(table)
+
+    def arrow(
+        self, query: str, params: Iterable[Any] | None = None, *, read_only: bool = False
+    ) -> Any:
+        """The query's whole result as an Arrow table (None for a statement with none)."""
+
+        def fetch(rel: Any) -> Any:
+            # duckdb >= 1.4 names it to_arrow_table; older ones fetch_arrow_table
+            return (getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table)()
+
+        return self._query(query, params, read_only, fetch)
+
+    def _query(
+        self,
+        query: str,
+        params: Iterable[Any] | None,
+        read_only: bool,
+        finish: Callable[[Any], Any],
+    ) -> Any:
         self.flush()
         try:
             with self._use() as con:
                 if read_only:
                     check_read_only(con, query)
                 rel = con.sql(query, params=list(params)) if params is not None else con.sql(query)
-                if not self.shared and not read_only:
-                    return rel
-                return self._materialize(rel)
+                return None if rel is None else finish(rel)
         except self._duckdb.Error as exc:
             raise RunLogError(f"query failed: {exc}") from exc
 

@@ -9,10 +9,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._effects import RunResult, prompt_key
+from ._effects import RunResult
 from ._exceptions import UnknownPromptError, UnknownRunError
 from ._prompt import prompt_from_dict
-from ._state import Action, ChatMessage
+from ._state import Action, ChatMessage, prompt_key
 
 if TYPE_CHECKING:
     from ._session import Instance, Session
@@ -154,7 +154,7 @@ def _ensure_prompt_version(session: Session, prompt_id: str, version: str) -> No
         return
     stored = session.runlog.load_prompt(prompt_id, version)
     if stored is None:
-        raise UnknownPromptError(f"{prompt_id}@{version}")
+        raise UnknownPromptError(prompt_key(prompt_id, version))
     prompt = prompt_from_dict(stored, f"prompt {prompt_id!r} version {version!r}")
     session.store.dispatch(
         Action(

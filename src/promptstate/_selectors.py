@@ -12,8 +12,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from ._exceptions import UnknownInstanceError
-from ._state import ACTIVE_RUN_STATUSES, ChatMessage, InstanceState, PromptEntry, RunState, State
+from ._exceptions import UnknownInstanceError, UnknownPromptError
+from ._state import (
+    ACTIVE_RUN_STATUSES,
+    ChatMessage,
+    InstanceState,
+    PromptEntry,
+    RunState,
+    State,
+    prompt_key,
+)
 from ._template import parse
 
 __all__ = [
@@ -128,18 +136,22 @@ def select_instance(state: State, instance_id: str) -> InstanceState:
     return inst
 
 
+def _instance_prompt(state: State, inst: InstanceState) -> PromptEntry | None:
+    return state.prompts.get(prompt_key(inst.prompt_id, inst.prompt_version))
+
+
 def select_prompt_entry(state: State, instance_id: str) -> PromptEntry:
-    """The cached prompt an instance was started from."""
+    """The cached prompt version an instance runs; raises UnknownPromptError if absent."""
     inst = select_instance(state, instance_id)
-    entry = state.prompts.get(f"{inst.prompt_id}@{inst.prompt_version}")
+    entry = _instance_prompt(state, inst)
     if entry is None:  # only possible in a hand-built or imported state
-        raise UnknownInstanceError(instance_id)
+        raise UnknownPromptError(prompt_key(inst.prompt_id, inst.prompt_version))
     return entry
 
 
 def _merged_inputs(state: State, iid: str) -> tuple[Any, ...]:
     inst = select_instance(state, iid)
-    entry = state.prompts.get(f"{inst.prompt_id}@{inst.prompt_version}")
+    entry = _instance_prompt(state, inst)
     s = state.scoped
     return (entry, s.org, s.project, s.user, inst.values)
 
@@ -197,7 +209,7 @@ def _display_inputs(state: State, iid: str) -> tuple[Any, ...]:
     inst = select_instance(state, iid)
     current = state.runs.get(inst.current_request_id) if inst.current_request_id else None
     return (
-        state.prompts.get(f"{inst.prompt_id}@{inst.prompt_version}"),
+        _instance_prompt(state, inst),
         select_merged_variables(state, iid),
         inst.history,
         current,

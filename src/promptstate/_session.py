@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Awaitable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,8 +18,8 @@ from ._devtools import DevTools
 from ._effects import (
     RunResult,
     execute_message,
+    fetch_prompt,
     fetch_scoped_variables,
-    prompt_key,
     start_instance,
 )
 from ._exceptions import (
@@ -39,6 +39,7 @@ from ._selectors import (
     select_instance,
     select_last_run,
     select_merged_variables,
+    select_prompt_entry,
 )
 from ._state import Action, ChatMessage, State, initial_state
 from ._store import Middleware, Store
@@ -133,21 +134,7 @@ class PromptRegistry:
 
     def get(self, prompt_id: str, refresh: bool = False) -> Prompt:
         """The prompt as cached in this session (fetched once unless ``refresh``)."""
-        state = self._session.store.get_state()
-        if refresh or prompt_id not in state.prompts:
-            prompt, source = self._fetch(prompt_id)
-            self._session.store.dispatch(
-                Action(
-                    "prompts/fetch_fulfilled",
-                    {
-                        "prompt": prompt.to_dict(),
-                        "source": source,
-                        "at": _now(),
-                        "request_id": uuid.uuid4().hex,
-                    },
-                )
-            )
-        return self._session.store.get_state().prompts[prompt_id].prompt
+        return fetch_prompt(self._session, prompt_id, refresh=refresh).prompt
 
     def _fetch(self, prompt_id: str) -> tuple[Prompt, str]:
         """Fetch from the first source that knows the id (memory, files, then the DB)."""
@@ -216,7 +203,7 @@ class ProviderRegistry:
         if not sep:
             if name == "echo":
                 return "echo", "echo", self.get("echo")
-            raise UnknownProviderError(name, [*self._providers, "openai", "anthropic"]) from None
+            raise UnknownProviderError(name, [*self._providers, "openai", "anthropic"])
         return name, rest or name, self.get(name)
 
     def secrets(self) -> list[str]:
@@ -281,17 +268,13 @@ class Runs:
         if cached is not None and cached[0] == key and time.monotonic() - cached[1] < 2.0:
             table = cached[2]
         else:
-            result = self.sql(query, read_only=read_only)
-            if result is None:
+            table = runlog.arrow(query, read_only=read_only)
+            if table is None:
                 return [], [], 0
-            fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
-            table = fetch()
             self._page_cache = (key, time.monotonic(), table)
-        rel = runlog.relation_from_arrow(table)
-        columns = [d[0] for d in rel.description]
-        total = int(table.num_rows)
-        rows = rel.limit(max(0, int(limit)), offset=max(0, int(offset))).fetchall()
-        return columns, rows, total
+        page = table.slice(max(0, int(offset)), max(0, int(limit)))
+        rows = list(zip(*(col.to_pylist() for col in page.columns), strict=True))
+        return list(table.column_names), rows, int(table.num_rows)
 
     def count(self) -> int:
         """Number of rows in ``runs``."""
@@ -316,12 +299,6 @@ class Runs:
     def restore(self, run_id: str, into: Instance | None = None) -> Instance:
         """The instance state (variables, conversation) that produced ``run_id``."""
         return restore_run(self._session, run_id, into)
-
-
-def _now() -> float:
-    import time
-
-    return time.time()
 
 
 class Session:
@@ -421,6 +398,22 @@ class Session:
         """The main asyncio loop this session schedules coroutine work on."""
         return self._loop
 
+    def main_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop coroutine work runs on, binding the running one if none is bound yet.
+
+        A session made in a notebook cell is bound to the kernel's loop at once; one made
+        outside any loop is bound by the first widget or send made inside one.
+        """
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            return loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        self._bind_loop(running)
+        return running
+
     def spawn(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run ``coro`` on the session's main loop from any thread; never blocks.
 
@@ -429,17 +422,13 @@ class Session:
         HTTP clients live. Exceptions are kept on the returned future and in
         ``session.task_errors``.
         """
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                coro.close()
-                raise RuntimeError(
-                    "no asyncio loop to run on: create the session inside a notebook cell "
-                    "or a running event loop"
-                ) from None
-            self._bind_loop(loop)
+        loop = self.main_loop()
+        if loop is None:
+            coro.close()
+            raise RuntimeError(
+                "no asyncio loop to run on: create the session inside a notebook cell "
+                "or a running event loop"
+            )
         fut = asyncio.run_coroutine_threadsafe(coro, loop)
 
         def record(f: concurrent.futures.Future[T]) -> None:
@@ -675,8 +664,7 @@ class Instance:
     @property
     def prompt(self) -> Prompt:
         """The prompt version this instance runs."""
-        inst = select_instance(self._state(), self.id)
-        return self._state().prompts[prompt_key(inst.prompt_id, inst.prompt_version)].prompt
+        return select_prompt_entry(self._state(), self.id).prompt
 
     @property
     def variables(self) -> MergedVariables:
@@ -814,18 +802,6 @@ class Instance:
         self._session.store.dispatch(Action("instances/closed", {"instance_id": self.id}))
         select_merged_variables.forget(self.id)  # keep the caches as small as the store
         select_display_messages.forget(self.id)
-
-    def wait(self) -> Awaitable[None]:
-        """Await the run in flight, if any."""
-        rid = select_instance(self._state(), self.id).current_request_id
-        task = self._session._tasks.get(rid) if rid else None
-
-        async def _wait() -> None:
-            if task is not None:
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(task)
-
-        return _wait()
 
     def __eq__(self, other: object) -> bool:
         return (

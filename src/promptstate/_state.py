@@ -15,7 +15,6 @@ from ._prompt import Prompt
 
 __all__ = [
     "ACTIVE_RUN_STATUSES",
-    "INSTANCE_STATUSES",
     "TERMINAL_RUN_STATUSES",
     "Action",
     "ChatMessage",
@@ -25,11 +24,11 @@ __all__ = [
     "ScopedState",
     "State",
     "initial_state",
+    "prompt_key",
 ]
 
 TERMINAL_RUN_STATUSES = frozenset({"success", "error", "cancelled", "interrupted"})
 ACTIVE_RUN_STATUSES = frozenset({"queued", "running"})
-INSTANCE_STATUSES = ("idle", "queued", "running", "success", "error", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -137,6 +136,11 @@ class State:
     scoped: ScopedState = field(default_factory=ScopedState)
     runs: immutables.Map[str, RunState] = field(default_factory=immutables.Map)
     ui: immutables.Map[str, Any] = field(default_factory=immutables.Map)
+
+
+def prompt_key(prompt_id: str, version: str) -> str:
+    """Key of one prompt version in ``state.prompts`` (the bare id maps to the latest)."""
+    return f"{prompt_id}@{version}"
 
 
 def initial_state() -> State:

@@ -54,6 +54,7 @@ class Anthropic(HTTPProvider):
         The ``anthropic-version`` header.
     """
 
+    default_name = "anthropic"
     default_base_url = "https://api.anthropic.com"
     base_url_env = "ANTHROPIC_BASE_URL"
     path = "/v1/messages"

@@ -12,23 +12,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
-from promptstate._exceptions import (
-    ProviderConnectionError,
-    ProviderError,
-    ProviderHTTPError,
-    ProviderStreamError,
-    ProviderTimeoutError,
-)
-
 __all__ = [
     "AttemptStarted",
     "ChatRequest",
     "Provider",
-    "ProviderConnectionError",
-    "ProviderError",
-    "ProviderHTTPError",
-    "ProviderStreamError",
-    "ProviderTimeoutError",
     "RetryPolicy",
     "StreamEvent",
     "TextDelta",

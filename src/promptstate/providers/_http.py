@@ -121,6 +121,7 @@ class HTTPProvider(Provider):
     request that raises :class:`RetryableError` for failures worth retrying.
     """
 
+    default_name: ClassVar[str]  # the prefix in model strings unless ``name`` is given
     default_base_url: ClassVar[str]
     base_url_env: ClassVar[str]
     api_key_env: ClassVar[str]
@@ -128,19 +129,18 @@ class HTTPProvider(Provider):
 
     def __init__(
         self,
-        *,
-        name: str,
-        base_url: str | None,
-        api_key: str | None,
-        retry: RetryPolicy,
-        timeouts: Timeouts,
-        max_concurrency: int,
-        headers: Mapping[str, str] | None,
-        transport: TransportArg,
+        name: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, safe to share
+        timeouts: Timeouts = Timeouts(),  # noqa: B008
+        max_concurrency: int = 16,
+        headers: Mapping[str, str] | None = None,
+        transport: TransportArg = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
-        self.name = name
+        self.name = name or self.default_name
         url = base_url or os.environ.get(self.base_url_env) or self.default_base_url
         self.base_url = url.rstrip("/")
         key = api_key if api_key is not None else os.environ.get(self.api_key_env)

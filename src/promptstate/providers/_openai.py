@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -10,8 +10,8 @@ import httpx
 
 from promptstate._exceptions import ProviderStreamError
 
-from ._base import ChatRequest, RetryPolicy, StreamEvent, TextDelta, Timeouts, UsageInfo
-from ._http import HTTPProvider, TransportArg
+from ._base import ChatRequest, StreamEvent, TextDelta, UsageInfo
+from ._http import HTTPProvider
 from ._retry import RetryableError
 
 __all__ = ["OpenAICompatible"]
@@ -50,32 +50,11 @@ class OpenAICompatible(HTTPProvider):
     rejects it can be told otherwise with ``settings={"stream_options": None}``.
     """
 
+    default_name = "openai"
     default_base_url = "https://api.openai.com/v1"
     base_url_env = "OPENAI_BASE_URL"
     path = "/chat/completions"
     api_key_env = "OPENAI_API_KEY"
-
-    def __init__(
-        self,
-        name: str = "openai",
-        base_url: str | None = None,
-        api_key: str | None = None,
-        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, safe to share
-        timeouts: Timeouts = Timeouts(),  # noqa: B008
-        max_concurrency: int = 16,
-        headers: Mapping[str, str] | None = None,
-        transport: TransportArg = None,
-    ) -> None:
-        super().__init__(
-            name=name,
-            base_url=base_url,
-            api_key=api_key,
-            retry=retry,
-            timeouts=timeouts,
-            max_concurrency=max_concurrency,
-            headers=headers,
-            transport=transport,
-        )
 
     def _auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"authorization": f"Bearer {api_key}"} if api_key else {}

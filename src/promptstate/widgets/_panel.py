@@ -177,7 +177,7 @@ class PanelWidget(anywidget.AnyWidget):
         self._session = session
         self._closed = False
         super().__init__(**kwargs)
-        self._coalescer = Coalescer(self._find_loop(), self._refresh_if_open, sync_interval)
+        self._coalescer = Coalescer(self._session.main_loop(), self._refresh_if_open, sync_interval)
         self.on_msg(self._on_client_message)
 
     @property
@@ -186,15 +186,6 @@ class PanelWidget(anywidget.AnyWidget):
         return self._session
 
     # -- threads ---------------------------------------------------------------------------------
-
-    def _find_loop(self) -> asyncio.AbstractEventLoop | None:
-        loop = self._session.loop
-        if loop is not None and not loop.is_closed():
-            return loop
-        try:
-            return asyncio.get_running_loop()
-        except RuntimeError:
-            return None
 
     def _on_loop_thread(self) -> bool:
         loop = self._coalescer.loop
@@ -251,11 +242,7 @@ class PanelWidget(anywidget.AnyWidget):
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule ``coro`` on the session's main loop without blocking."""
-        session = self._session
-        if session.loop is None and self._coalescer.loop is not None:
-            # A session made outside any loop: use the loop this panel was made on.
-            return asyncio.run_coroutine_threadsafe(coro, self._coalescer.loop)
-        return session.spawn(coro)
+        return self._session.spawn(coro)
 
     # -- front end -> kernel ----------------------------------------------------------------------
 

@@ -103,8 +103,7 @@ class SweepGrid(PanelWidget):
         return self._sweep
 
     def _watch_finish(self) -> None:
-        # Cells that fail before sending, or are cancelled before starting, never call
-        # the sweep's listeners: the end of the whole sweep settles them.
+        # The end of the whole sweep sets the grid's "finished" state.
         if self._coalescer.loop is None:
             return
         try:

@@ -86,7 +86,8 @@ class _InstanceWidget(anywidget.AnyWidget):
         super().__init__(
             sections=list(self._sections), instance_id=instance.id, **initial, **kwargs
         )
-        self._coalescer = Coalescer(self._main_loop(), self._refresh)
+        # The session's main loop (bound now if the session was made outside any loop)
+        self._coalescer = Coalescer(instance.session.main_loop(), self._refresh)
         self.on_msg(self._on_client_message)
         self._unsubscribe: Callable[[], None] = self._store.subscribe(self._coalescer.request)
         self._coalescer.request()  # anything dispatched between _collect and subscribe
@@ -97,17 +98,6 @@ class _InstanceWidget(anywidget.AnyWidget):
     def instance(self) -> Instance:
         """The bound instance handle."""
         return self._instance
-
-    def _main_loop(self) -> asyncio.AbstractEventLoop | None:
-        # The session's loop is the kernel's main loop when the session was made in a
-        # cell; else the loop this widget is created on (a cell runs inside it).
-        loop = self._instance.session.loop
-        if loop is not None and not loop.is_closed():
-            return loop
-        try:
-            return asyncio.get_running_loop()
-        except RuntimeError:
-            return None
 
     def _collect(self, force: bool = False) -> dict[str, Any]:
         """Trait values whose selector result changed identity since the last push."""
@@ -202,11 +192,7 @@ class _InstanceWidget(anywidget.AnyWidget):
 
     def _spawn(self, coro: Coroutine[Any, Any, RunResult]) -> concurrent.futures.Future[RunResult]:
         # Never blocks: the comm handler returns while the reply streams.
-        session = self._instance.session
-        if session.loop is None and self._coalescer.loop is not None:
-            # A session made outside any loop: use the loop this widget was made on.
-            return asyncio.run_coroutine_threadsafe(coro, self._coalescer.loop)
-        return session.spawn(coro)
+        return self._instance.session.spawn(coro)
 
     def _on_send_finished(self, seq: int, fut: concurrent.futures.Future[RunResult]) -> None:
         if fut.cancelled():
