@@ -12,23 +12,6 @@
 const FILTER_DEBOUNCE_MS = 250;
 const SLIDER_DEBOUNCE_MS = 80;
 
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k === "dataset") Object.assign(el.dataset, v);
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children) if (c != null) el.append(c);
-  return el;
-}
-
-function button(label, action, attrs = {}) {
-  return h("button", { class: "ps-button", type: "button", dataset: { action }, ...attrs }, label);
-}
-
 function clock(ts) {
   if (!ts) return "";
   const d = new Date(ts * 1000);

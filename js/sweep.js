@@ -5,60 +5,6 @@
 //
 //   {type: "select", index | null}   {type: "cancel"}
 
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k === "dataset") Object.assign(el.dataset, v);
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children) if (c != null) el.append(c);
-  return el;
-}
-
-function button(label, action, attrs = {}) {
-  return h("button", { class: "ps-button", type: "button", dataset: { action }, ...attrs }, label);
-}
-
-function fmt(v) {
-  if (v == null) return "";
-  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 3 : 1);
-  if (typeof v === "object") return JSON.stringify(v);
-  return String(v);
-}
-
-function fmtMs(ms) {
-  if (ms == null) return "–";
-  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
-}
-
-function runDetail(d, extra = []) {
-  const m = d.metrics ?? {};
-  const kv = [
-    ["status", h("span", { dataset: { status: d.status } }, h("span", { class: "ps-status-dot" }), d.status)],
-    ["model", d.provider === d.model ? d.model : `${d.provider}:${d.model}`],
-    ["prompt", `${d.prompt_id} @ ${d.prompt_version}`],
-    ["tokens", `${m.input_tokens ?? "?"} in / ${m.output_tokens ?? "?"} out`],
-    ["latency", fmtMs(m.latency_ms)],
-    ["first token", fmtMs(m.ttft_ms)],
-    ["cost", m.cost_usd == null ? "–" : `$${Number(m.cost_usd).toFixed(6)}`],
-    ["attempts", fmt(m.attempts)],
-  ];
-  return h("div", { class: "ps-run-pane", dataset: { field: "run-detail", runId: d.run_id } },
-    h("div", { class: "ps-toolbar" }, h("span", { class: "ps-title ps-mono" }, `run ${d.run_id}`), h("span", { class: "ps-spacer" }), ...extra),
-    h("div", { class: "ps-kv" }, ...kv.flatMap(([k, v]) => [h("span", {}, k), h("span", {}, v)])),
-    d.error ? h("div", { class: "ps-error", dataset: { field: "run-error" } }, d.error) : null,
-    h("h4", {}, "variables"),
-    h("table", { class: "ps-vars" }, h("tbody", {}, ...(d.variables ?? []).map((v) =>
-      h("tr", {}, h("td", {}, v.name), h("td", {}, h("span", { class: "ps-badge", dataset: { source: v.source } }, v.source)), h("td", { class: "ps-content" }, fmt(v.value)))))),
-    h("h4", {}, "rendered messages"),
-    h("div", {}, ...(d.messages ?? []).map((msg) => h("div", { class: "ps-msg", dataset: { role: msg.role } },
-      h("div", { class: "ps-role" }, msg.role), h("div", { class: "ps-content" }, msg.content)))),
-    h("h4", {}, "response"), h("pre", { dataset: { field: "response" } }, d.response ?? ""));
-}
-
 function render({ model, el }) {
   const title = h("span", { class: "ps-title" });
   const counts = h("span", { class: "ps-sub", dataset: { field: "counts" } });

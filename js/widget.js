@@ -23,19 +23,6 @@ const ACTIVE = new Set(["queued", "running"]);
 // not-yet-synced edits typed into another widget bound to the same instance.
 const FORMS = (globalThis.__promptstateForms ??= new Map());
 
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k === "dataset") Object.assign(el.dataset, v);
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children) if (c != null) el.append(c);
-  return el;
-}
-
 // Inside a notebook cell JupyterLab cancels the line break of Shift+Enter (it is the
 // "run cell" key), even in our textareas; insert it ourselves.
 function keepShiftEnter(textarea) {
@@ -175,11 +162,6 @@ function createForm(model) {
 
 // ---------------------------------------------------------------- chat view
 
-function formatMs(ms) {
-  if (ms == null) return null;
-  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
-}
-
 function createChat(model) {
   const list = h("div", { class: "ps-messages", role: "log", "aria-live": "polite" });
   const metrics = h("span", { class: "ps-metrics", dataset: { field: "metrics" } });
@@ -222,8 +204,8 @@ function createChat(model) {
     if (run.input_tokens != null || run.output_tokens != null) {
       parts.push(`${run.input_tokens ?? "?"} in / ${run.output_tokens ?? "?"} out tokens`);
     }
-    if (run.latency_ms != null) parts.push(formatMs(run.latency_ms));
-    if (run.ttft_ms != null) parts.push(`first token ${formatMs(run.ttft_ms)}`);
+    if (run.latency_ms != null) parts.push(fmtMs(run.latency_ms));
+    if (run.ttft_ms != null) parts.push(`first token ${fmtMs(run.ttft_ms)}`);
     metrics.textContent = parts.join(" · ");
     metrics.dataset.runId = run.run_id ?? "";
     outdated.hidden = !model.get("outdated");

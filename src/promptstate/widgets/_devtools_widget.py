@@ -15,7 +15,7 @@ from .._devtools import ActionRecord, HistoryIndexError
 from .._exceptions import StateImportError
 from .._serialize import state_to_dict
 from .._state import State
-from ._assets import asset
+from ._assets import module
 from ._panel import PanelWidget, describe, dumps, json_safe, redact, truncate
 from ._panel_messages import (
     ActionDetail,
@@ -157,7 +157,7 @@ class DevTools(PanelWidget):
     >>> ps.widgets.DevTools(session)  # doctest: +SKIP
     """
 
-    _esm = asset("devtools.js")
+    _esm = module("devtools.js")
 
     actions = traitlets.List(traitlets.Dict()).tag(sync=True)
     first_index = traitlets.Int(0).tag(sync=True)

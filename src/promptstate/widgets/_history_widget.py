@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import traitlets
 
 from .._effects import RunResult
-from ._assets import asset
+from ._assets import module
 from ._panel import PanelWidget, describe, json_safe, run_detail_payload, run_diff_payload
 from ._panel_messages import RerunDone, opt_int, opt_str, req_int, req_str
 
@@ -66,7 +66,7 @@ class RunHistory(PanelWidget):
     >>> history.run_query("SELECT model, count(*) FROM runs GROUP BY ALL")  # doctest: +SKIP
     """
 
-    _esm = asset("history.js")
+    _esm = module("history.js")
 
     query = traitlets.Unicode(DEFAULT_QUERY).tag(sync=True)
     columns = traitlets.List(traitlets.Unicode()).tag(sync=True)

@@ -25,7 +25,7 @@ import anywidget
 import traitlets
 
 from .._runs import RunDiff, RunRecord
-from ._assets import asset
+from ._assets import stylesheet
 from ._binding import MIN_SYNC_INTERVAL, Coalescer
 from ._panel_messages import RunDetail, RunDiffPayload, message_kind
 
@@ -166,7 +166,7 @@ class PanelWidget(anywidget.AnyWidget):
     types to handlers in :meth:`_handlers`.
     """
 
-    _css = asset("panels.css")
+    _css = stylesheet("panels.css")
 
     error = traitlets.Unicode("").tag(sync=True)
     notice = traitlets.Unicode("").tag(sync=True)

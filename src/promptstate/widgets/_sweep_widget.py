@@ -9,7 +9,7 @@ from typing import Any
 import traitlets
 
 from .._sweep import Sweep, SweepCell
-from ._assets import asset
+from ._assets import module
 from ._binding import MIN_SYNC_INTERVAL
 from ._panel import PanelWidget, json_safe, run_detail_payload, truncate
 from ._panel_messages import SweepCellPayload, opt_int
@@ -43,7 +43,7 @@ class SweepGrid(PanelWidget):
     >>> ps.widgets.SweepGrid(sw)  # doctest: +SKIP
     """
 
-    _esm = asset("sweep.js")
+    _esm = module("sweep.js")
 
     prompt_id = traitlets.Unicode("").tag(sync=True)
     sweep_id = traitlets.Unicode("").tag(sync=True)

@@ -21,7 +21,7 @@ from .._selectors import (
 )
 from .._session import Instance
 from .._state import ChatMessage, RunState
-from ._assets import CSS, ESM
+from ._assets import module, stylesheet
 from ._binding import Coalescer
 from ._messages import (
     SendDone,
@@ -56,8 +56,8 @@ def _describe(exc: BaseException) -> str:
 class _InstanceWidget(anywidget.AnyWidget):
     """Base: one instance's selectors mirrored into traits; input sent as actions."""
 
-    _esm = ESM
-    _css = CSS
+    _esm = module("widget.js")
+    _css = stylesheet("widget.css")
     _sections: ClassVar[tuple[str, ...]] = ()
 
     sections = traitlets.List(traitlets.Unicode()).tag(sync=True)
