@@ -5,12 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[notebook]"
+. scripts/_venv.sh
+install_into_venv notebook
 
 mkdir -p build
 (cd build && ../.venv/bin/promptstate demo --db promptstate-demo.duckdb)

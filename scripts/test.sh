@@ -4,12 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+. scripts/_venv.sh
+install_into_venv test
 
 # Browser tests use Debian's Chromium (Playwright cannot download its own here).
 if ! command -v chromium >/dev/null 2>&1; then

@@ -49,18 +49,22 @@ import contextvars
 import itertools
 import json
 import logging
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import uvicorn
 
-__all__ = ["FakeLLMServer", "Faults", "RecordedRequest", "parse_faults"]
+__all__ = ["FakeLLMServer", "FakeServerProcess", "Faults", "RecordedRequest", "parse_faults"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -164,7 +168,21 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-class FakeLLMServer:
+class _Urls:
+    _port: int
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (Anthropic clients append ``/v1/messages``)."""
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """``base_url + "/v1"`` (OpenAI clients append ``/chat/completions``)."""
+        return self.base_url + "/v1"
+
+
+class FakeLLMServer(_Urls):
     """Fake OpenAI + Anthropic API on ``127.0.0.1``, run by uvicorn in a thread.
 
     Parameters
@@ -193,16 +211,6 @@ class FakeLLMServer:
         self._port = 0
 
     # -- lifecycle ----------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (Anthropic clients append ``/v1/messages``)."""
-        return f"http://127.0.0.1:{self._port}"
-
-    @property
-    def openai_base_url(self) -> str:
-        """``base_url + "/v1"`` (OpenAI clients append ``/chat/completions``)."""
-        return self.base_url + "/v1"
 
     def start(self) -> FakeLLMServer:
         """Bind a free port, start serving in a daemon thread, return ``self``."""
@@ -718,3 +726,96 @@ class _Reply:
                         break  # the real APIs end the stream after an error event
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         self.record.completed = True
+
+
+class FakeServerProcess(_Urls):
+    """A :class:`FakeLLMServer` in a child process (``python -m tests.fake_llm``).
+
+    Benchmarks and load tests use it so the server's work shares neither the GIL nor the
+    RSS of the process under test. It stops when :meth:`stop` closes its stdin.
+
+    Parameters
+    ----------
+    latency : float
+        Seconds every request waits before answering.
+    """
+
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
+        self._port = 0
+        self._proc: subprocess.Popen[str] | None = None
+
+    @property
+    def port(self) -> int:
+        """The port the child listens on (0 before :meth:`start`)."""
+        return self._port
+
+    def start(self) -> FakeServerProcess:
+        """Spawn the server and wait for its port."""
+        repo = Path(__file__).resolve().parent.parent
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fake_llm", "--latency", str(self.latency)],
+            cwd=repo,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().strip()
+        if not line.isdigit():
+            self.stop()
+            raise RuntimeError("fake server process did not start")
+        self._port = int(line)
+        return self
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds the server process has used so far (Linux)."""
+        if self._proc is None:
+            return 0.0
+        try:
+            with open(f"/proc/{self._proc.pid}/stat", encoding="ascii") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        """Close the child's stdin (it stops itself), then make sure it is gone."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> FakeServerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def main() -> None:
+    """Serve until stdin closes; print the port first (for :class:`FakeServerProcess`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="fake OpenAI/Anthropic API on 127.0.0.1")
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    server = FakeLLMServer(latency=args.latency, record=False).start()
+    print(server._port, flush=True)
+    sys.stdin.read()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -11,8 +11,6 @@ import gc
 import os
 import random
 import resource
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +21,8 @@ import pytest
 import promptstate as ps
 from promptstate._selectors import select_runs_in_flight
 from promptstate.providers import OpenAICompatible, RetryPolicy, Timeouts
+
+from .fake_llm import FakeServerProcess
 
 N = int(os.environ.get("PROMPTSTATE_CHAOS_N", "1500"))
 
@@ -40,29 +40,12 @@ FAULTS = {
 }
 WEIGHTS = [60, 6, 6, 3, 6, 5, 6, 6, 2]
 
-SERVER = (
-    "import sys; sys.path.insert(0, {root!r}); from tests.fake_llm import FakeLLMServer; "
-    "s = FakeLLMServer(record=False).start(); print(s.openai_base_url, flush=True); "
-    "sys.stdin.read()"
-)
-
 
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
     # a separate process: the server's work must not share this process's GIL and RSS
-    root = str(Path(__file__).resolve().parents[1])
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER.format(root=root)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    try:
-        yield url
-    finally:
-        proc.communicate("")
+    with FakeServerProcess() as server:
+        yield server.openai_base_url
 
 
 def _rss_mb() -> float:

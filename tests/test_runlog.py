@@ -72,7 +72,7 @@ def test_sql_returns_a_duckdb_relation(tmp_path: Path) -> None:
     rel = s.runs.sql("SELECT prompt_id, status, response FROM runs")
     assert rel.fetchall() == [("p", "success", "hello")]
     assert rel.df()["response"].tolist() == ["hello"]
-    assert rel.arrow().num_rows == 1 if hasattr(rel.arrow(), "num_rows") else True
+    assert rel.arrow().read_all().num_rows == 1  # duckdb >= 1.4: a RecordBatchReader
     assert s.runs.sql("SELECT response FROM runs WHERE prompt_id = ?", ["p"]).fetchall() == [
         ("hello",)
     ]
@@ -260,4 +260,35 @@ def test_results_can_be_read_from_several_threads(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert not errors, errors[0]
+    s.close()
+
+
+def test_lazy_relations_read_while_the_writer_commits() -> None:
+    import asyncio
+    import threading
+
+    s = ps.Session()  # in-memory: sql() returns lazy relations on the main connection
+    s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")]))
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                s.runs.sql("SELECT count(*) FROM runs").fetchall()
+            except BaseException as exc:
+                errors.append(exc)
+
+    async def many() -> None:
+        await asyncio.gather(*(s.start("p", variables={"x": str(i)}).send() for i in range(400)))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        asyncio.run(many())
+    finally:
+        done.set()
+        t.join()
+    assert not errors, errors[0]
+    assert s.runs.count() == 400
     s.close()

@@ -78,12 +78,9 @@ def test_keys_appear_nowhere(
             texts.append(s.devtools.export())
             texts.extend(a.summary for a in s.devtools.actions)
             texts.append(repr(s.store.get_state()))
-            try:
-                from promptstate.widgets import PromptRunner
+            from promptstate.widgets import PromptRunner
 
-                texts.append(repr(PromptRunner(inst).get_state()))
-            except ImportError:
-                pass
+            texts.append(repr(PromptRunner(inst).get_state()))
             await s.aclose()
 
         asyncio.run(scenarios())

@@ -367,7 +367,7 @@ async def execute_message(
     if precancelled:  # a sweep cell cancelled while queued: log it, never call the model
         session._cancel_requested.add(rid)
     tracked = bool(payload["tracked"])
-    hit = session._cache_lookup(payload["cache_key"]) if use_cache else None
+    hit: dict[str, Any] | None = None
     pieces: list[str] = []
     usage: list[int | None] = [None, None]
     attempts = [0]
@@ -377,9 +377,12 @@ async def execute_message(
     async def consume() -> None:
         # Everything after 'pending' runs in this task, so one set of handlers below
         # ends the run whatever interrupts it (a cancel while the row is written included).
+        nonlocal hit
         if tracked:  # the 'running' row is durable before the call goes out
             row = run_row(get_state().runs[rid])
             await asyncio.shield(asyncio.wrap_future(session.runlog.write_run(row)))
+        if use_cache:  # a DB lookup: off the loop
+            hit = await asyncio.to_thread(session._cache_lookup, payload["cache_key"])
         if hit is not None:
             dispatch(Action("runs/execute_started", {"request_id": rid, "at": time.time()}))
             pieces.append(hit["response"])

@@ -218,6 +218,8 @@ class RunLog:
         self._duckdb = duckdb
         self._con_lock = threading.RLock()
         self._con: Any = None
+        self._wcon: Any = None  # the writer thread's cursor of _con
+        self._wcon_parent: Any = None
         self._contended = False
         self._opened_at = 0.0
         self._last_use = 0.0
@@ -294,6 +296,19 @@ class RunLog:
             finally:
                 self._last_use = time.monotonic()
 
+    @contextlib.contextmanager
+    def _writer_cursor(self) -> Iterator[Any]:
+        """A cursor of the open connection for the writer thread alone.
+
+        A relation a user holds (exclusive or in-memory mode) runs lazily on the main
+        connection from their thread; DuckDB refuses two calls at once on one connection,
+        so commits go through this duplicate instead.
+        """
+        with self._use() as con:
+            if self._wcon is None or self._wcon_parent is not con:
+                self._wcon, self._wcon_parent = con.cursor(), con
+            yield self._wcon
+
     def _release(self, force: bool = False) -> bool:
         """Close the connection if shared and idle (or held too long); True if closed."""
         with self._con_lock:
@@ -306,8 +321,10 @@ class RunLog:
             ):
                 return False
             with contextlib.suppress(self._duckdb.Error):
+                if self._wcon is not None:
+                    self._wcon.close()
                 self._con.close()
-            self._con = None
+            self._con = self._wcon = self._wcon_parent = None
             return True
 
     def _migrate(self, con: Any) -> None:
@@ -437,7 +454,7 @@ class RunLog:
         delay = 0.02
         for attempt in range(8):
             try:
-                with self._use() as con:
+                with self._writer_cursor() as con:
                     # a retry upserts: safe whatever rows a failed attempt assumed
                     self._commit(con, runs, prompts, scoped, upsert=attempt > 0)
                 self.flushes += 1
@@ -453,7 +470,7 @@ class RunLog:
                 return exc
             except self._duckdb.Error as exc:
                 self.last_error = exc
-                with self._use() as con, contextlib.suppress(self._duckdb.Error):
+                with self._writer_cursor() as con, contextlib.suppress(self._duckdb.Error):
                     con.execute("ROLLBACK")
                 if attempt == 7:
                     return RunLogError(
@@ -536,21 +553,33 @@ class RunLog:
             return self._mem.cursor().from_arrow(table)
 
     def sql(
-        self, query: str, params: Iterable[Any] | None = None, *, read_only: bool = False
+        self,
+        query: str,
+        params: Iterable[Any] | None = None,
+        *,
+        read_only: bool = False,
+        flush: bool = True,
     ) -> Any:
-        """Run SQL on the log (after flushing pending writes); returns a DuckDB relation.
+        """Run SQL on the log (after flushing pending writes, unless ``flush=False``).
+
+        Returns a DuckDB relation.
 
         On a shared file the result is materialized, so it never keeps the file locked.
         ``read_only=True`` refuses anything but a plain SELECT over the log's tables
         (:class:`ReadOnlyQueryError`) and always materializes.
         """
         if not self.shared and not read_only:
-            return self._query(query, params, read_only, lambda rel: rel)
-        table = self.arrow(query, params, read_only=read_only)
+            return self._query(query, params, read_only, flush, lambda rel: rel)
+        table = self.arrow(query, params, read_only=read_only, flush=flush)
         return None if table is None else self.relation_from_arrow(table)
 
     def arrow(
-        self, query: str, params: Iterable[Any] | None = None, *, read_only: bool = False
+        self,
+        query: str,
+        params: Iterable[Any] | None = None,
+        *,
+        read_only: bool = False,
+        flush: bool = True,
     ) -> Any:
         """The query's whole result as an Arrow table (None for a statement with none)."""
 
@@ -558,16 +587,18 @@ class RunLog:
             # duckdb >= 1.4 names it to_arrow_table; older ones fetch_arrow_table
             return (getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table)()
 
-        return self._query(query, params, read_only, fetch)
+        return self._query(query, params, read_only, flush, fetch)
 
     def _query(
         self,
         query: str,
         params: Iterable[Any] | None,
         read_only: bool,
+        flush: bool,
         finish: Callable[[Any], Any],
     ) -> Any:
-        self.flush()
+        if flush:  # so the caller sees every run it was told is done
+            self.flush()
         try:
             with self._use() as con:
                 if read_only:

@@ -175,9 +175,15 @@ def restore_run(session: Session, run_id: str, into: Instance | None = None) -> 
 
     A new instance by default; pass ``into=inst`` to restore that instance instead.
     """
+    return _restore(session, get_run(session, run_id), into)[0]
+
+
+def _restore(
+    session: Session, rec: RunRecord, into: Instance | None
+) -> tuple[Instance, str | None]:
+    """The restored instance, and the user content the run was sent with (if any)."""
     from ._session import Instance
 
-    rec = get_run(session, run_id)
     _ensure_prompt_version(session, rec.prompt_id, rec.prompt_version)
     prompt = session.store.get_state().prompts[prompt_key(rec.prompt_id, rec.prompt_version)].prompt
     n = len(prompt.messages)
@@ -219,15 +225,13 @@ def restore_run(session: Session, run_id: str, into: Instance | None = None) -> 
     stored_model = f"{rec.provider}:{rec.model}" if rec.provider != "echo" else "echo"
     if stored_model != prompt.model:
         inst.set_model(stored_model)
-    return inst
+    content = extra[-1].content if extra and extra[-1].role == "user" else None
+    return inst, content
 
 
 async def rerun(session: Session, run_id: str, model: str | None = None) -> RunResult:
     """Start a new instance with that run's prompt version and variables and send it."""
-    rec = get_run(session, run_id)
-    inst = restore_run(session, run_id)
-    extra = rec.messages[len(inst.prompt.messages) :]
-    content = extra[-1].content if extra and extra[-1].role == "user" else None
+    inst, content = _restore(session, get_run(session, run_id), None)
     try:
         return await inst.send(content, model=model)
     finally:

@@ -583,15 +583,16 @@ class Session:
         hit = self._response_cache.get(key)
         if hit is not None:
             return hit
-        row = self.runlog.sql(
+        # earlier sessions' replies; this session's are in the dict, so no flush is needed
+        rows = self.runlog.arrow(
             "SELECT response, input_tokens, output_tokens FROM runs WHERE cache_key = ? "
             "AND status = 'success' ORDER BY finished_at DESC LIMIT 1",
             [key],
-        ).fetchall()
-        if not row:
+            flush=False,
+        ).to_pylist()
+        if not rows:
             return None
-        row = row[0]
-        hit = {"response": row[0], "input_tokens": row[1], "output_tokens": row[2]}
+        hit = dict(rows[0])
         self._response_cache[key] = hit
         return hit
 
