@@ -67,3 +67,36 @@ function runDetail(d, extra = []) {
     h("h4", {}, "rendered messages"), messagesView(d.messages ?? []),
     h("h4", {}, "response"), h("pre", { dataset: { field: "response" } }, d.response ?? ""));
 }
+
+// Re-render the parts of a view at most once per microtask, whichever of their traits
+// changed: `groups` maps a part to its trait names, `renderers` a part to its render
+// function (run in this order, and once now), `also` a trait to extra parts it dirties.
+// Returns the cleanup that unhooks every listener.
+function bindRenders(model, groups, renderers, also = {}) {
+  const dirty = new Set();
+  const handlers = [];
+  let queued = false;
+  const flush = () => {
+    queued = false;
+    for (const [part, render] of Object.entries(renderers)) if (dirty.has(part)) render();
+    dirty.clear();
+  };
+  for (const [part, keys] of Object.entries(groups)) {
+    for (const k of keys) {
+      const fn = () => {
+        dirty.add(part);
+        for (const extra of also[k] ?? []) dirty.add(extra);
+        if (!queued) {
+          queued = true;
+          queueMicrotask(flush);
+        }
+      };
+      model.on(`change:${k}`, fn);
+      handlers.push([k, fn]);
+    }
+  }
+  for (const render of Object.values(renderers)) render();
+  return () => {
+    for (const [k, fn] of handlers) model.off(`change:${k}`, fn);
+  };
+}

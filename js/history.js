@@ -204,41 +204,19 @@ function render({ model, el }) {
     if (!edited && document.activeElement !== box) box.value = model.get("query") ?? "";
   }
 
-  const dirty = new Set();
-  let queued = false;
-  const groups = {
-    table: ["columns", "rows", "total", "offset", "page_size", "compare_ids", "highlight"],
-    pane: ["detail", "diff", "reruns"],
-    status: ["error", "notice", "loading", "query"],
-  };
-  const handlers = [];
-  for (const [group, keys] of Object.entries(groups)) {
-    for (const k of keys) {
-      const fn = () => {
-        dirty.add(group);
-        if (k === "detail") dirty.add("table"); // the selected row
-        if (queued) return;
-        queued = true;
-        queueMicrotask(() => {
-          queued = false;
-          if (dirty.has("table")) renderTable();
-          if (dirty.has("pane")) renderPane();
-          if (dirty.has("status")) renderStatus();
-          dirty.clear();
-        });
-      };
-      model.on(`change:${k}`, fn);
-      handlers.push([k, fn]);
-    }
-  }
-  renderTable();
-  renderPane();
-  renderStatus();
+  const unbind = bindRenders(
+    model,
+    {
+      table: ["columns", "rows", "total", "offset", "page_size", "compare_ids", "highlight"],
+      pane: ["detail", "diff", "reruns"],
+      status: ["error", "notice", "loading", "query"],
+    },
+    { table: renderTable, pane: renderPane, status: renderStatus },
+    { detail: ["table"] }, // the selected row
+  );
   el.append(root);
 
-  return () => {
-    for (const [k, fn] of handlers) model.off(`change:${k}`, fn);
-  };
+  return unbind;
 }
 
 export default { render };

@@ -113,40 +113,18 @@ function render({ model, el }) {
     pane.replaceChildren(runDetail(d, [cellInfo, close]));
   }
 
-  let queued = false;
-  const dirty = new Set();
-  const groups = {
-    cells: ["cells", "models", "variable_names", "rows", "selected"],
-    header: ["counts", "finished", "error", "notice", "prompt_id"],
-    pane: ["detail"],
-  };
-  const handlers = [];
-  for (const [group, keys] of Object.entries(groups)) {
-    for (const k of keys) {
-      const fn = () => {
-        dirty.add(group);
-        if (queued) return;
-        queued = true;
-        queueMicrotask(() => {
-          queued = false;
-          if (dirty.has("cells")) renderCells();
-          if (dirty.has("header")) renderHeader();
-          if (dirty.has("pane")) renderPane();
-          dirty.clear();
-        });
-      };
-      model.on(`change:${k}`, fn);
-      handlers.push([k, fn]);
-    }
-  }
-  renderCells();
-  renderHeader();
-  renderPane();
+  const unbind = bindRenders(
+    model,
+    {
+      cells: ["cells", "models", "variable_names", "rows", "selected"],
+      header: ["counts", "finished", "error", "notice", "prompt_id"],
+      pane: ["detail"],
+    },
+    { cells: renderCells, header: renderHeader, pane: renderPane },
+  );
   el.append(root);
 
-  return () => {
-    for (const [k, fn] of handlers) model.off(`change:${k}`, fn);
-  };
+  return unbind;
 }
 
 export default { render };

@@ -60,7 +60,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -168,8 +168,30 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-class _Urls:
+_S = TypeVar("_S", bound="_Server")
+
+
+class _Server:
+    """URLs and ``with`` support shared by the in-thread server and the subprocess one."""
+
     _port: int
+
+    def start(self: _S) -> _S:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
     @property
     def base_url(self) -> str:
@@ -182,7 +204,7 @@ class _Urls:
         return self.base_url + "/v1"
 
 
-class FakeLLMServer(_Urls):
+class FakeLLMServer(_Server):
     """Fake OpenAI + Anthropic API on ``127.0.0.1``, run by uvicorn in a thread.
 
     Parameters
@@ -259,17 +281,6 @@ class FakeLLMServer(_Urls):
         if thread.is_alive():
             server.force_exit = True
             thread.join(timeout=5)
-
-    def __enter__(self) -> FakeLLMServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- test controls ------------------------------------------------------------------
 
@@ -728,7 +739,7 @@ class _Reply:
         self.record.completed = True
 
 
-class FakeServerProcess(_Urls):
+class FakeServerProcess(_Server):
     """A :class:`FakeLLMServer` in a child process (``python -m tests.fake_llm``).
 
     Benchmarks and load tests use it so the server's work shares neither the GIL nor the
@@ -791,17 +802,6 @@ class FakeServerProcess(_Urls):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-    def __enter__(self) -> FakeServerProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def main() -> None:
