@@ -7,7 +7,7 @@
    ``track_in_runs=True`` minus the median with ``track_in_runs=False`` (file DB; the
    tracked send waits until its rows are committed).
 3. ``GROUP BY model`` over 1,000,000 synthetic runs inserted through Arrow into a table
-   created by the real migrations (``promptstate._runlog.MIGRATIONS``), and a filter on a
+   created by the real migrations (``promptstate.runlog.log.MIGRATIONS``), and a filter on a
    real column (``model``) against the same-selectivity filter on a JSON path in
    ``variables``.
 """
@@ -26,7 +26,7 @@ from typing import Any
 from _common import goal, save_results, section
 
 import promptstate as ps
-from promptstate._runlog import MIGRATIONS, RUN_COLUMNS
+from promptstate.runlog.log import MIGRATIONS, RUN_COLUMNS
 
 PROMPT = ps.Prompt(
     id="echo-bench",
@@ -82,7 +82,7 @@ def synthetic_runs(n: int) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from promptstate._runlog import _arrow_schema
+    from promptstate.runlog.log import _arrow_schema
 
     idx = pa.array(range(n), pa.int64())
     models = [f"model-{i}" for i in range(10)]

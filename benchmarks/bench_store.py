@@ -19,7 +19,7 @@ from collections.abc import Callable
 from _common import goal, save_results, section
 
 import promptstate as ps
-from promptstate._state import Action
+from promptstate.core.state import Action
 
 
 def per_call_us(fn: Callable[[int], None], k: int, repeats: int = 3) -> float:

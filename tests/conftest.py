@@ -10,14 +10,14 @@ import pytest
 from hypothesis import settings
 
 import promptstate as ps
-from promptstate import _store
+from promptstate.core import store
 
 # Session setup opens DuckDB (tens of ms on a loaded 2-core machine): no per-example deadline
 settings.register_profile("promptstate", deadline=None)
 settings.load_profile("promptstate")
 
 
-def _immutability_check(store: _store.Store) -> Callable[[Any], Any]:
+def _immutability_check(store: store.Store) -> Callable[[Any], Any]:
     """Middleware: pickle the old state before each action and compare it afterwards."""
 
     def wrap(next_dispatch: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -36,14 +36,14 @@ def _immutability_check(store: _store.Store) -> Callable[[Any], Any]:
 
 @pytest.fixture(autouse=True)
 def _check_reducers_never_mutate(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = _store.Store.__init__
+    original = store.Store.__init__
 
     def init(
-        self: _store.Store, reducer: Any, state: Any, middleware: tuple[Any, ...] = ()
+        self: store.Store, reducer: Any, state: Any, middleware: tuple[Any, ...] = ()
     ) -> None:
         original(self, reducer, state, (_immutability_check, *middleware))
 
-    monkeypatch.setattr(_store.Store, "__init__", init)
+    monkeypatch.setattr(store.Store, "__init__", init)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import promptstate as ps
-from promptstate._selectors import select_runs_in_flight
+from promptstate.core.selectors import select_runs_in_flight
 from promptstate.providers import OpenAICompatible, RetryPolicy, Timeouts
 
 from .fake_llm import FakeServerProcess

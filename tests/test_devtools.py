@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import promptstate as ps
-from promptstate._devtools import HistoryIndexError
-from promptstate._reducers import reduce
-from promptstate._serialize import state_from_dict, state_to_dict
+from promptstate.core.reducers import reduce
+from promptstate.core.serialize import state_from_dict, state_to_dict
+from promptstate.devtools.recorder import HistoryIndexError
 
 from .conftest import SUMMARIZE
 
@@ -137,7 +137,7 @@ def test_corrupt_imports_raise_and_change_nothing(
 
 
 def test_tampered_payload_with_valid_checksum_is_rejected(session: ps.Session) -> None:
-    from promptstate._devtools import _checksum
+    from promptstate.devtools.recorder import _checksum
 
     _fill(session)
     data = json.loads(session.devtools.export())

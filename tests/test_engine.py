@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import promptstate as ps
-from promptstate._selectors import select_display_messages, select_merged_variables
+from promptstate.core.selectors import select_display_messages, select_merged_variables
 
 from .conftest import SUMMARIZE
 
@@ -215,7 +215,7 @@ async def test_every_tracked_send_leaves_exactly_one_terminal_row(session: ps.Se
     assert {r.run_id: r.status for r in results} == rows
     assert sorted(set(rows.values())) == ["cancelled", "error", "success"]
     assert session.store.get_state().runs  # latest per instance kept
-    from promptstate._selectors import select_runs_in_flight
+    from promptstate.core.selectors import select_runs_in_flight
 
     assert select_runs_in_flight(session.store.get_state()) == ()
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import promptstate as ps
-from promptstate._devtools import parse_export
+from promptstate.devtools.recorder import parse_export
 
 WRITER = textwrap.dedent("""
     import asyncio, sys, time
@@ -162,7 +162,7 @@ json_values = st.recursive(
 )
 @settings(max_examples=300)
 def test_prompt_dicts_with_wrong_types_give_typed_errors(data: dict[str, object]) -> None:
-    from promptstate._prompt import prompt_from_dict
+    from promptstate.models.prompt import prompt_from_dict
 
     try:
         p = prompt_from_dict(data)
@@ -200,7 +200,7 @@ def test_truncated_or_spliced_exports_are_rejected(cut: int, splice: int) -> Non
 @given(json_values)
 @settings(max_examples=200)
 def test_injected_state_is_rejected(junk: object) -> None:
-    from promptstate._devtools import _checksum
+    from promptstate.devtools.recorder import _checksum
 
     data = json.loads(EXPORT)
     data["base_state"]["instances"] = {"x": junk}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import promptstate as ps
-from promptstate._runlog import MIGRATIONS, RUN_COLUMNS
+from promptstate.runlog.log import MIGRATIONS, RUN_COLUMNS
 
 DESIGN_COLUMNS = [
     "run_id",
@@ -111,7 +111,7 @@ def test_db_locked_by_another_process_is_a_typed_error(tmp_path: Path) -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        from promptstate._runlog import RunLog
+        from promptstate.runlog.log import RunLog
 
         with pytest.raises(ps.RunLogLockedError, match="locked"):
             RunLog(str(db), "x", lock_timeout=0.5)

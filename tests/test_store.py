@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from promptstate import Action
-from promptstate._reducers import reduce
-from promptstate._state import initial_state
-from promptstate._store import Store
+from promptstate.core.reducers import reduce
+from promptstate.core.state import initial_state
+from promptstate.core.store import Store
 
 
 def _started(iid: str) -> Action:

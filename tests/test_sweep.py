@@ -91,7 +91,7 @@ async def test_cancel_marks_queued_work_cancelled(s: ps.Session) -> None:
     assert sum(rows.values()) == 20, rows
     assert rows.get("cancelled", 0) >= 18
     assert "running" not in rows
-    from promptstate._selectors import select_runs_in_flight
+    from promptstate.core.selectors import select_runs_in_flight
 
     assert select_runs_in_flight(s.store.get_state()) == ()
 

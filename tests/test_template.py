@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import promptstate as ps
-from promptstate._template import escape, parse, render, variables_of
+from promptstate.models.template import escape, parse, render, variables_of
 
 
 def test_render_with_whitespace_inside_braces() -> None:

@@ -17,8 +17,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._effects import RunResult
-from ._exceptions import (
+from promptstate.core.selectors import MergedVariables, VariableValue
+from promptstate.core.state import Action, ChatMessage
+from promptstate.engine.execute import RunResult
+from promptstate.errors import (
     InstanceBusyError,
     InvalidPromptError,
     MissingVariablesError,
@@ -41,11 +43,9 @@ from ._exceptions import (
     UnusedVariableWarning,
     VariableError,
 )
-from ._prompt import Message, Prompt, assistant, system, user
-from ._selectors import MergedVariables, VariableValue
-from ._session import Instance, Session
-from ._state import Action, ChatMessage
-from ._template import escape, render
+from promptstate.models.prompt import Message, Prompt, assistant, system, user
+from promptstate.models.template import escape, render
+from promptstate.session.session import Instance, Session
 
 if TYPE_CHECKING:
     from . import providers, widgets

@@ -127,7 +127,7 @@ def _prompts_list(db: str, directory: str | None) -> str:
 
 
 def _load_one(session: Any, prompt_file: str, prompt_id: str | None) -> str:
-    from ._exceptions import PromptFileError
+    from promptstate.errors import PromptFileError
 
     prompts = session.prompts.load(prompt_file)
     if prompt_id is not None:
@@ -141,7 +141,7 @@ def _load_one(session: Any, prompt_file: str, prompt_id: str | None) -> str:
 
 
 def _parse_vars(items: Sequence[str]) -> dict[str, str]:
-    from ._exceptions import VariableError
+    from promptstate.errors import VariableError
 
     out: dict[str, str] = {}
     for item in items:
@@ -181,7 +181,7 @@ async def _run(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _read_rows(path: str) -> list[dict[str, object]]:
-    from ._exceptions import VariableError
+    from promptstate.errors import VariableError
 
     try:
         with open(path, encoding="utf-8", newline="") as fh:
@@ -275,7 +275,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``promptstate`` command; returns the exit code."""
     args = _parser().parse_args(argv)
-    from ._exceptions import PromptStateError
+    from promptstate.errors import PromptStateError
 
     try:
         if args.command == "demo":

@@ -13,15 +13,14 @@ the HTTP stream closes as soon as the consumer stops::
 
 from typing import TYPE_CHECKING, Any
 
-from promptstate._exceptions import (
+from promptstate.errors import (
     ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
     ProviderStreamError,
     ProviderTimeoutError,
 )
-
-from ._base import (
+from promptstate.providers._base import (
     AttemptStarted,
     ChatRequest,
     Provider,
@@ -31,11 +30,11 @@ from ._base import (
     Timeouts,
     UsageInfo,
 )
-from ._echo import Echo
+from promptstate.providers._echo import Echo
 
 if TYPE_CHECKING:
-    from ._anthropic import Anthropic
-    from ._openai import OpenAICompatible
+    from promptstate.providers._anthropic import Anthropic
+    from promptstate.providers._openai import OpenAICompatible
 
 __all__ = [
     "Anthropic",
@@ -61,11 +60,11 @@ def __getattr__(name: str) -> Any:
     # httpx costs ~50 ms to import: load the HTTP providers on first use, so
     # `import promptstate` stays fast and the offline echo path never pays for it
     if name == "OpenAICompatible":
-        from ._openai import OpenAICompatible
+        from promptstate.providers._openai import OpenAICompatible
 
         return OpenAICompatible
     if name == "Anthropic":
-        from ._anthropic import Anthropic
+        from promptstate.providers._anthropic import Anthropic
 
         return Anthropic
     raise AttributeError(f"module 'promptstate.providers' has no attribute {name!r}")

@@ -8,11 +8,17 @@ from typing import Any
 
 import httpx
 
-from promptstate._exceptions import ProviderStreamError
-
-from ._base import ChatRequest, RetryPolicy, StreamEvent, TextDelta, Timeouts, UsageInfo
-from ._http import HTTPProvider, TransportArg
-from ._retry import RetryableError
+from promptstate.errors import ProviderStreamError
+from promptstate.providers._base import (
+    ChatRequest,
+    RetryPolicy,
+    StreamEvent,
+    TextDelta,
+    Timeouts,
+    UsageInfo,
+)
+from promptstate.providers._http import HTTPProvider, TransportArg
+from promptstate.providers._retry import RetryableError
 
 __all__ = ["Anthropic"]
 

@@ -6,9 +6,15 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 
-from promptstate._exceptions import ProviderError
-
-from ._base import AttemptStarted, ChatRequest, Provider, StreamEvent, TextDelta, UsageInfo
+from promptstate.errors import ProviderError
+from promptstate.providers._base import (
+    AttemptStarted,
+    ChatRequest,
+    Provider,
+    StreamEvent,
+    TextDelta,
+    UsageInfo,
+)
 
 __all__ = ["Echo"]
 

@@ -14,17 +14,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from promptstate._exceptions import (
+from promptstate.errors import (
     ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
     ProviderStreamError,
     ProviderTimeoutError,
 )
-
-from ._base import ChatRequest, Provider, RetryPolicy, StreamEvent, Timeouts
-from ._retry import RetryableError, parse_retry_after, stream_with_retries
-from ._sse import ServerSentEvent, SSEDecoder
+from promptstate.providers._base import ChatRequest, Provider, RetryPolicy, StreamEvent, Timeouts
+from promptstate.providers._retry import RetryableError, parse_retry_after, stream_with_retries
+from promptstate.providers._sse import ServerSentEvent, SSEDecoder
 
 __all__ = ["HTTPProvider", "TransportArg", "default_transport"]
 

@@ -8,11 +8,10 @@ from typing import Any
 
 import httpx
 
-from promptstate._exceptions import ProviderStreamError
-
-from ._base import ChatRequest, StreamEvent, TextDelta, UsageInfo
-from ._http import HTTPProvider
-from ._retry import RetryableError
+from promptstate.errors import ProviderStreamError
+from promptstate.providers._base import ChatRequest, StreamEvent, TextDelta, UsageInfo
+from promptstate.providers._http import HTTPProvider
+from promptstate.providers._retry import RetryableError
 
 __all__ = ["OpenAICompatible"]
 

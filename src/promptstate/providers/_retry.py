@@ -9,9 +9,8 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 
-from promptstate._exceptions import ProviderError
-
-from ._base import AttemptStarted, RetryPolicy, StreamEvent, TextDelta
+from promptstate.errors import ProviderError
+from promptstate.providers._base import AttemptStarted, RetryPolicy, StreamEvent, TextDelta
 
 __all__ = ["RetryableError", "backoff_delay", "parse_retry_after", "stream_with_retries"]
 

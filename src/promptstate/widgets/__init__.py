@@ -18,10 +18,10 @@ Session panels::
 
 from __future__ import annotations
 
-from ._devtools_widget import DevTools
-from ._history_widget import RunHistory
-from ._sweep_widget import SweepGrid
-from ._widgets import ChatView, Composer, PromptRunner, VariablesForm
+from promptstate.widgets._devtools_widget import DevTools
+from promptstate.widgets._history_widget import RunHistory
+from promptstate.widgets._sweep_widget import SweepGrid
+from promptstate.widgets._widgets import ChatView, Composer, PromptRunner, VariablesForm
 
 __all__ = [
     "ChatView",

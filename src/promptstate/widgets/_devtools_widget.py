@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 import immutables
 import traitlets
 
-from .._devtools import ActionRecord, HistoryIndexError
-from .._exceptions import StateImportError
-from .._serialize import state_to_dict
-from .._state import State
-from ._assets import module
-from ._panel import PanelWidget, describe, dumps, json_safe, redact, truncate
-from ._panel_messages import (
+from promptstate.core.serialize import state_to_dict
+from promptstate.core.state import State
+from promptstate.devtools.recorder import ActionRecord, HistoryIndexError
+from promptstate.errors import StateImportError
+from promptstate.widgets._assets import module
+from promptstate.widgets._panel import PanelWidget, describe, dumps, json_safe, redact, truncate
+from promptstate.widgets._panel_messages import (
     ActionDetail,
     ActionRow,
     DiffEntry,
@@ -28,7 +28,7 @@ from ._panel_messages import (
 )
 
 if TYPE_CHECKING:
-    from .._session import Session
+    from promptstate.session.session import Session
 
 __all__ = ["DevTools", "state_diff"]
 

@@ -10,13 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
-from .._effects import RunResult
-from ._assets import module
-from ._panel import PanelWidget, describe, json_safe, run_detail_payload, run_diff_payload
-from ._panel_messages import RerunDone, opt_int, opt_str, req_int, req_str
+from promptstate.engine.execute import RunResult
+from promptstate.widgets._assets import module
+from promptstate.widgets._panel import (
+    PanelWidget,
+    describe,
+    json_safe,
+    run_detail_payload,
+    run_diff_payload,
+)
+from promptstate.widgets._panel_messages import RerunDone, opt_int, opt_str, req_int, req_str
 
 if TYPE_CHECKING:
-    from .._session import Session
+    from promptstate.session.session import Session
 
 __all__ = ["DEFAULT_QUERY", "RunHistory"]
 

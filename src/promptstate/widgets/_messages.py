@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
-from .._selectors import MergedVariables
-from .._state import ChatMessage, RunState
+from promptstate.core.selectors import MergedVariables
+from promptstate.core.state import ChatMessage, RunState
 
 __all__ = [
     "ClientMessage",

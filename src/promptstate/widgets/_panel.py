@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anywidget
 import traitlets
 
-from .._runs import RunDiff, RunRecord
-from ._assets import stylesheet
-from ._binding import MIN_SYNC_INTERVAL, Coalescer
-from ._panel_messages import RunDetail, RunDiffPayload, message_kind
+from promptstate.engine.runs import RunDiff, RunRecord
+from promptstate.widgets._assets import stylesheet
+from promptstate.widgets._binding import MIN_SYNC_INTERVAL, Coalescer
+from promptstate.widgets._panel_messages import RunDetail, RunDiffPayload, message_kind
 
 if TYPE_CHECKING:
-    from .._session import Session
+    from promptstate.session.session import Session
 
 __all__ = [
     "PanelWidget",

@@ -8,11 +8,11 @@ from typing import Any
 
 import traitlets
 
-from .._sweep import Sweep, SweepCell
-from ._assets import module
-from ._binding import MIN_SYNC_INTERVAL
-from ._panel import PanelWidget, json_safe, run_detail_payload, truncate
-from ._panel_messages import SweepCellPayload, opt_int
+from promptstate.engine.sweep import Sweep, SweepCell
+from promptstate.widgets._assets import module
+from promptstate.widgets._binding import MIN_SYNC_INTERVAL
+from promptstate.widgets._panel import PanelWidget, json_safe, run_detail_payload, truncate
+from promptstate.widgets._panel_messages import SweepCellPayload, opt_int
 
 __all__ = ["SweepGrid"]
 

@@ -10,20 +10,20 @@ from typing import Any, ClassVar
 import anywidget
 import traitlets
 
-from .._effects import RunResult
-from .._exceptions import UnknownInstanceError
-from .._selectors import (
+from promptstate.core.selectors import (
     select_display_messages,
     select_instance,
     select_last_run,
     select_merged_variables,
     select_prompt_entry,
 )
-from .._session import Instance
-from .._state import ChatMessage, RunState
-from ._assets import module, stylesheet
-from ._binding import Coalescer
-from ._messages import (
+from promptstate.core.state import ChatMessage, RunState
+from promptstate.engine.execute import RunResult
+from promptstate.errors import UnknownInstanceError
+from promptstate.session.session import Instance
+from promptstate.widgets._assets import module, stylesheet
+from promptstate.widgets._binding import Coalescer
+from promptstate.widgets._messages import (
     SendDone,
     SendRequest,
     messages_payload,

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ._state import Action, State
+from promptstate.core.state import Action, State
 
 __all__ = ["Dispatch", "GetState", "Listener", "Middleware", "Reducer", "Store"]
 

@@ -9,13 +9,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._effects import RunResult
-from ._exceptions import UnknownPromptError, UnknownRunError
-from ._prompt import prompt_from_dict
-from ._state import Action, ChatMessage, prompt_key
+from promptstate.core.state import Action, ChatMessage, prompt_key
+from promptstate.engine.execute import RunResult
+from promptstate.errors import UnknownPromptError, UnknownRunError
+from promptstate.models.prompt import prompt_from_dict
 
 if TYPE_CHECKING:
-    from ._session import Instance, Session
+    from promptstate.session.session import Instance, Session
 
 __all__ = ["RunDiff", "RunRecord", "diff_runs", "get_run", "rerun", "restore_run"]
 
@@ -182,7 +182,7 @@ def _restore(
     session: Session, rec: RunRecord, into: Instance | None
 ) -> tuple[Instance, str | None]:
     """The restored instance, and the user content the run was sent with (if any)."""
-    from ._session import Instance
+    from promptstate.session.session import Instance
 
     _ensure_prompt_version(session, rec.prompt_id, rec.prompt_version)
     prompt = session.store.get_state().prompts[prompt_key(rec.prompt_id, rec.prompt_version)].prompt

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from ._exceptions import ReadOnlyQueryError
+from promptstate.errors import ReadOnlyQueryError
 
 __all__ = ["check_read_only"]
 

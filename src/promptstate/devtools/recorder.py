@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import PromptStateError, StateImportError
-from ._reducers import ACTION_TYPES, reduce
-from ._serialize import state_from_dict, state_to_dict
-from ._state import Action, State
+from promptstate.core.reducers import ACTION_TYPES, reduce
+from promptstate.core.serialize import state_from_dict, state_to_dict
+from promptstate.core.state import Action, State
+from promptstate.errors import PromptStateError, StateImportError
 
 if TYPE_CHECKING:
-    from ._store import Dispatch, Store
+    from promptstate.core.store import Dispatch, Store
 
 __all__ = ["EXPORT_FORMAT", "ActionRecord", "DevTools", "HistoryIndexError"]
 

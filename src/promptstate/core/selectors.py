@@ -12,8 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from ._exceptions import UnknownInstanceError, UnknownPromptError
-from ._state import (
+from promptstate.core.state import (
     ACTIVE_RUN_STATUSES,
     ChatMessage,
     InstanceState,
@@ -22,7 +21,8 @@ from ._state import (
     State,
     prompt_key,
 )
-from ._template import parse
+from promptstate.errors import UnknownInstanceError, UnknownPromptError
+from promptstate.models.template import parse
 
 __all__ = [
     "SOURCES",

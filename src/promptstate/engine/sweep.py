@@ -10,11 +10,11 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._effects import RunResult, execute_message
-from ._exceptions import PromptStateError, VariableError
+from promptstate.engine.execute import RunResult, execute_message
+from promptstate.errors import PromptStateError, VariableError
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from promptstate.session.session import Session
 
 __all__ = ["Sweep", "SweepCell", "expand_variables"]
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ._exceptions import MissingVariablesError, TemplateError
+from promptstate.errors import MissingVariablesError, TemplateError
 
 __all__ = ["Template", "escape", "parse", "render", "variables_of"]
 

@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._exceptions import RunLogError, RunLogLockedError
-from ._readonly import check_read_only
+from promptstate.errors import RunLogError, RunLogLockedError
+from promptstate.runlog.readonly import check_read_only
 
 __all__ = ["MIGRATIONS", "RUN_COLUMNS", "RunLog", "utc"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import immutables
 
-from ._prompt import Prompt
+from promptstate.models.prompt import Prompt
 
 __all__ = [
     "ACTIVE_RUN_STATUSES",

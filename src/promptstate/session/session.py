@@ -14,26 +14,8 @@ from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._devtools import DevTools
-from ._effects import (
-    RunResult,
-    execute_message,
-    fetch_prompt,
-    fetch_scoped_variables,
-    start_instance,
-)
-from ._exceptions import (
-    PromptFileError,
-    UnknownPromptError,
-    UnknownProviderError,
-    UnusedVariableWarning,
-    VariableError,
-)
-from ._prompt import Prompt, load_prompt_file, normalize_value, prompt_from_dict
-from ._reducers import reduce
-from ._runlog import RunLog
-from ._runs import RunDiff, RunRecord, diff_runs, get_run, rerun, restore_run
-from ._selectors import (
+from promptstate.core.reducers import reduce
+from promptstate.core.selectors import (
     MergedVariables,
     select_display_messages,
     select_instance,
@@ -41,11 +23,29 @@ from ._selectors import (
     select_merged_variables,
     select_prompt_entry,
 )
-from ._state import Action, ChatMessage, State, initial_state
-from ._store import Middleware, Store
-from ._sweep import Sweep, expand_variables
-from .providers._base import Provider
-from .providers._echo import Echo
+from promptstate.core.state import Action, ChatMessage, State, initial_state
+from promptstate.core.store import Middleware, Store
+from promptstate.devtools.recorder import DevTools
+from promptstate.engine.execute import (
+    RunResult,
+    execute_message,
+    fetch_prompt,
+    fetch_scoped_variables,
+    start_instance,
+)
+from promptstate.engine.runs import RunDiff, RunRecord, diff_runs, get_run, rerun, restore_run
+from promptstate.engine.sweep import Sweep, expand_variables
+from promptstate.errors import (
+    PromptFileError,
+    UnknownPromptError,
+    UnknownProviderError,
+    UnusedVariableWarning,
+    VariableError,
+)
+from promptstate.models.prompt import Prompt, load_prompt_file, normalize_value, prompt_from_dict
+from promptstate.providers._base import Provider
+from promptstate.providers._echo import Echo
+from promptstate.runlog.log import RunLog
 
 __all__ = ["Instance", "PromptRegistry", "ProviderRegistry", "Runs", "Session"]
 
@@ -187,7 +187,7 @@ class ProviderRegistry:
             if found is not None:
                 return found
             if name in ("openai", "anthropic"):
-                from . import providers as _p
+                from promptstate import providers as _p
 
                 made: Provider = _p.OpenAICompatible() if name == "openai" else _p.Anthropic()
                 self._providers[name] = made
@@ -376,7 +376,7 @@ class Session:
 
         Raises :class:`StateImportError` for a malformed or tampered export.
         """
-        from ._devtools import parse_export
+        from promptstate.devtools.recorder import parse_export
 
         parse_export(text)  # validate before opening anything
         session = cls(db=db, **kwargs)
@@ -821,7 +821,7 @@ class Instance:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         try:
-            from .widgets import PromptRunner
+            from promptstate.widgets import PromptRunner
         except Exception:  # widgets unavailable: plain text repr
             return {"text/plain": repr(self)}
         return PromptRunner(self)._repr_mimebundle_(**kwargs)

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._exceptions import InvalidPromptError, PromptFileError, TemplateError
-from ._template import parse
+from promptstate.errors import InvalidPromptError, PromptFileError, TemplateError
+from promptstate.models.template import parse
 
 __all__ = [
     "ROLES",
@@ -66,7 +66,7 @@ def normalize_value(name: str, value: object) -> str:
     Strings pass through; numbers and booleans become their JSON text; lists and dicts
     become JSON. Anything else is rejected so no object's ``repr`` leaks into a prompt.
     """
-    from ._exceptions import VariableError
+    from promptstate.errors import VariableError
 
     if isinstance(value, str):
         return value

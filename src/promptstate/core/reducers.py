@@ -12,8 +12,7 @@ from typing import Any, TypeVar
 
 import immutables
 
-from ._prompt import prompt_from_dict
-from ._state import (
+from promptstate.core.state import (
     TERMINAL_RUN_STATUSES,
     Action,
     ChatMessage,
@@ -24,6 +23,7 @@ from ._state import (
     State,
     prompt_key,
 )
+from promptstate.models.prompt import prompt_from_dict
 
 __all__ = ["ACTION_TYPES", "reduce"]
 

@@ -7,9 +7,16 @@ from typing import Any, TypeVar
 
 import immutables
 
-from ._exceptions import InvalidPromptError, StateImportError, TemplateError
-from ._prompt import prompt_from_dict
-from ._state import ChatMessage, InstanceState, PromptEntry, RunState, ScopedState, State
+from promptstate.core.state import (
+    ChatMessage,
+    InstanceState,
+    PromptEntry,
+    RunState,
+    ScopedState,
+    State,
+)
+from promptstate.errors import InvalidPromptError, StateImportError, TemplateError
+from promptstate.models.prompt import prompt_from_dict
 
 __all__ = ["state_from_dict", "state_to_dict"]
 

@@ -18,18 +18,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import (
+from promptstate.core.selectors import select_instance, select_merged_variables, select_prompt_entry
+from promptstate.core.state import Action, ChatMessage, PromptEntry, RunState
+from promptstate.errors import (
     InstanceBusyError,
     MissingVariablesError,
     PromptStateError,
     ProviderError,
 )
-from ._selectors import select_instance, select_merged_variables, select_prompt_entry
-from ._state import Action, ChatMessage, PromptEntry, RunState
-from ._template import parse
+from promptstate.models.template import parse
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from promptstate.session.session import Session
 
 __all__ = [
     "RunResult",
@@ -125,7 +125,7 @@ class RunResult:
 
 def run_row(run: RunState) -> dict[str, Any]:
     """The ``runs`` table row for a run entity."""
-    from ._runlog import utc
+    from promptstate.runlog.log import utc
 
     return {
         "run_id": run.run_id,
@@ -348,7 +348,7 @@ async def execute_message(
     Raises typed errors (missing variables, unknown provider, busy instance) before
     anything is logged; once the run is pending it always ends in a terminal status.
     """
-    from .providers._base import AttemptStarted, ChatRequest, TextDelta, UsageInfo
+    from promptstate.providers._base import AttemptStarted, ChatRequest, TextDelta, UsageInfo
 
     use_cache = session.cache if cache is None else cache
     payload, provider = _prepare(

@@ -1,0 +1,3 @@
+"""core layer."""
+
+__all__: list[str] = []

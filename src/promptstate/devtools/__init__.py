@@ -1,0 +1,3 @@
+"""devtools layer."""
+
+__all__: list[str] = []

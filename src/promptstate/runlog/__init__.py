@@ -1,0 +1,3 @@
+"""runlog layer."""
+
+__all__: list[str] = []

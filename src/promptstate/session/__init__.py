@@ -1,0 +1,3 @@
+"""session layer."""
+
+__all__: list[str] = []
