@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         f"(goal <= 1.3x: {goal(ratio <= 1.3)})"
     )
     out["ratio"] = ratio
+    aio = min(samples["bare aiohttp"], key=lambda x: x.wall)
+    out["vs_aiohttp"] = ps_best.wall / aio.wall
+    print(f"RESULT latency: promptstate wall = {out['vs_aiohttp']:.2f}x bare aiohttp's wall")
     save_results("latency", out, args.json)
     return 0
 

@@ -223,7 +223,8 @@ def promptfoo(
     res = subprocess.run(full, cwd=work, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     out = res.stdout + res.stderr
-    if res.returncode != 0 or f"{n} passed" not in out:
+    # promptfoo prints counts with thousands separators: "2,000 passed"
+    if res.returncode != 0 or not re.search(rf"\b(?:{n}|{n:,}) passed", out):
         raise RuntimeError(f"promptfoo eval failed ({res.returncode}): {out.strip()[-800:]}")
     m = re.search(r"Duration: (?:(\d+)m )?(\d+)s", out)
     reported = None if m is None else int(m.group(1) or 0) * 60 + int(m.group(2))

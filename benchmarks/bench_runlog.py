@@ -7,7 +7,7 @@
    ``track_in_runs=True`` minus the median with ``track_in_runs=False`` (file DB; the
    tracked send waits until its rows are committed).
 3. ``GROUP BY model`` over 1,000,000 synthetic runs inserted through Arrow into a table
-   created by the real migrations (``promptstate.runlog.log.MIGRATIONS``), and a filter on a
+   created by the real migrations (``promptstate.runlog.migrations.MIGRATIONS``), and a filter on a
    real column (``model``) against the same-selectivity filter on a JSON path in
    ``variables``.
 """
@@ -26,7 +26,8 @@ from typing import Any
 from _common import goal, save_results, section
 
 import promptstate as ps
-from promptstate.runlog.log import MIGRATIONS, RUN_COLUMNS
+from promptstate.models.run import RUN_COLUMNS
+from promptstate.runlog.migrations import MIGRATIONS
 
 PROMPT = ps.Prompt(
     id="echo-bench",
@@ -82,7 +83,7 @@ def synthetic_runs(n: int) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from promptstate.runlog.log import _arrow_schema
+    from promptstate.models.run import arrow_schema as _arrow_schema
 
     idx = pa.array(range(n), pa.int64())
     models = [f"model-{i}" for i in range(10)]
@@ -149,8 +150,8 @@ def queries(path: str, n: int) -> dict[str, float]:
 
     table = synthetic_runs(n)
     con = duckdb.connect(path)
-    for _version, _name, statements in MIGRATIONS:
-        for stmt in statements:
+    for migration in MIGRATIONS:
+        for stmt in migration.statements:
             con.execute(stmt)
     t0 = time.perf_counter()
     con.register("synthetic", table)

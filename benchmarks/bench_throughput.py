@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
     n_a, n_b, c = (300, 600, 50) if args.quick else (1000, 2000, 50)
-    out: dict[str, object] = {"repeats": repeats}
+    out: dict[str, object] = {"repeats": repeats, "n_a": n_a, "n_b": n_b, "c": c}
 
     for latency in (0.0, 0.05):
         section(f"A: {n_a} sends, concurrency {c}, server latency {latency * 1000:.0f} ms")
@@ -97,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         f"httpx_aiohttp transport vs httpx's own: {transport_gain:.1f}x"
     )
     out["b"] = {k: {"wall": v.wall, "rate": v.rate, "cpu_us": v.cpu_us} for k, v in res.items()}
+    cpu_x = res["promptstate"].cpu_us / res["bare aiohttp"].cpu_us
+    print(f"RESULT B: client CPU per send = {cpu_x:.1f}x bare aiohttp's CPU per request")
     out["b"] |= {
+        "cpu_vs_aiohttp": cpu_x,
         "ratio_vs_aiohttp": r_aio,
         "ratio_vs_httpx": r_httpx,
         "transport_gain": transport_gain,

@@ -31,10 +31,36 @@ list of items; faults from all three sources combine. Items:
 ``drip=<s>``                    wait before every text chunk
 ``drop_after=<n>``              close the connection after ``n`` text chunks (mid-body)
 ``stall=<s>``                   stop sending for ``s`` seconds after the first text chunk
+                                (``stall=forever``: never send again)
 ``malformed``                   a broken ``data:`` line after the first text chunk
 ``error_event``                 an in-stream error event after the first text chunk
 ``no_usage``                    leave out every usage field
 ``words=<n>``                   reply with ``word1 word2 ... wordN`` instead of the echo
+
+Faults that never end a response on their own (every byte resets a client's read
+timeout, so only a total deadline ends them):
+
+``pings=<s>``                   after the first text chunk, an SSE comment ``: ping``
+                                every ``s`` seconds, forever
+``endless``                     after the first text chunk, more text chunks forever
+                                (paced by ``drip``, else every millisecond)
+``header_drip=<s>``             the status line, then header lines one byte every ``s``
+                                seconds, forever (written to the socket directly)
+``giant_event=<n>``             the first text chunk carries ``n`` extra bytes of text
+                                (``"x" * n``) in one SSE event
+
+Faults that echo the request's credentials back (the values of headers whose name has
+``auth``, ``key``, ``token`` or ``secret`` in it, and the URL's query string), the way
+careless servers and proxies do; clients must redact them. ``pad=<n>`` puts ``n`` dots
+before the echo, so that a client cutting the text short before redacting it keeps a
+prefix of the key:
+
+``echo=body``                   HTTP 401 with a plain-text body that repeats them
+``echo=json``                   HTTP 200, ``application/json``, a body that is not JSON
+``echo=sse``                    HTTP 200 SSE whose first ``data:`` line is not JSON
+``echo=event``                  an in-stream error event (a retryable type) quoting them
+``echo=status``                 a malformed status line quoting them (raw socket)
+``echo=header``                 a malformed header line quoting them (raw socket)
 
 Add ``*N`` to an item (``429*2``) to apply it only to the first ``N`` requests that carry
 that same item; :meth:`FakeLLMServer.reset` forgets the counts. That lets a test that
@@ -49,6 +75,7 @@ import contextvars
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -108,6 +135,16 @@ class Faults:
     error_event: bool = False
     no_usage: bool = False
     words: int | None = None
+    pings: float = 0.0
+    endless: bool = False
+    header_drip: float = 0.0
+    giant_event: int | None = None
+    echo: str | None = None
+    pad: int = 0
+
+
+_ECHO_PLACES = ("body", "json", "sse", "event", "status", "header")
+_SECRET_WORDS = ("auth", "key", "token", "secret")
 
 
 @dataclass
@@ -121,6 +158,7 @@ class RecordedRequest:
     status: int = 200
     completed: bool = False
     disconnected: bool = False
+    query: str = ""
 
 
 def split_spec(spec: str) -> list[str]:
@@ -143,11 +181,18 @@ def parse_faults(items: Iterable[str]) -> Faults:
                 status, _, rest = item.partition(":")
                 faults.status = int(status)
                 faults.retry_after = rest.partition("=")[2] or None
-            elif name in ("delay", "slow_first_byte", "drip", "stall") and value:
-                setattr(faults, name, float(value))
-            elif name in ("drop_after", "words") and value:
+            elif name == "stall" and value == "forever":
+                faults.stall = math.inf
+            elif name in ("delay", "slow_first_byte", "drip", "stall", "pings", "header_drip"):
+                number = float(value)
+                if not math.isfinite(number) or number < 0:
+                    raise ValueError
+                setattr(faults, name, number)
+            elif name in ("drop_after", "words", "giant_event", "pad") and value:
                 setattr(faults, name, int(value))
-            elif item in ("malformed", "error_event", "no_usage"):
+            elif name == "echo" and value in _ECHO_PLACES:
+                faults.echo = value
+            elif item in ("malformed", "error_event", "no_usage", "endless"):
                 setattr(faults, item, True)
             else:
                 raise ValueError
@@ -355,6 +400,7 @@ class FakeLLMServer(_Server):
             body.get("model") if isinstance(body, dict) else None, headers.get("x-fake-fault")
         )
         record = RecordedRequest(path, headers, body, tuple(items))
+        record.query = scope.get("query_string", b"").decode("latin-1")
         if self.record:
             self.requests.append(record)
         reply = _Reply(self, api, record, send, receive)
@@ -418,6 +464,7 @@ class _Reply:
         self.receive = receive
         self.dropped = False
         self.id = f"{'chatcmpl-' if api == 'openai' else 'msg_'}fake{next(server._ids)}"
+        self._text_frame: Callable[[str], bytes] = lambda piece: b""
 
     async def error(self, status: int, message: str | None = None, retry_after: str | None = None):
         self.record.status = status
@@ -469,11 +516,94 @@ class _Reply:
                 )
         return None
 
+    # -- faults that echo credentials or write raw bytes ---------------------------------
+
+    def _echoed(self, pad: int) -> str:
+        """What a careless server repeats: credential headers and the query string."""
+        values = [
+            f"{name}: {value}"
+            for name, value in self.record.headers.items()
+            if any(word in name for word in _SECRET_WORDS)
+        ]
+        if self.record.query:
+            values.append(f"query: {self.record.query}")
+        return "." * pad + " you sent " + " | ".join(values or ["nothing secret"])
+
+    def _transport(self) -> asyncio.Transport:
+        # uvicorn's send() is a bound method of its request cycle, which holds the
+        # connection's transport: the only way to put bytes on the wire that no valid
+        # ASGI response can produce (a broken status line, headers that never end).
+        transport = getattr(getattr(self.send, "__self__", None), "transport", None)
+        if not isinstance(transport, asyncio.Transport):
+            raise RuntimeError("fake_llm: raw faults need uvicorn's h11/httptools protocol")
+        return transport
+
+    async def _raw(self, head: bytes, drip: float = 0.0) -> None:
+        """Write ``head`` to the socket (one byte per ``drip`` s, forever, if set), close."""
+        transport = self._transport()
+        self.dropped = True  # uvicorn never sees a response: keep its log quiet
+        if not drip:
+            transport.write(head)
+            self.record.completed = True
+        else:
+            transport.write(head)
+            filler = itertools.cycle(b"x-drip: a\r\n")
+            while not transport.is_closing():
+                await asyncio.sleep(drip)
+                transport.write(bytes([next(filler)]))
+            self.record.disconnected = True
+        transport.close()
+        await self._wait_disconnect()
+
+    async def _echo(self, faults: Faults) -> bool:
+        """Answer with the credentials echoed back; False if this fault does not apply."""
+        where = faults.echo
+        echoed = self._echoed(faults.pad)
+        if where == "body":
+            self.record.status = 401
+            payload = echoed.encode()
+            headers = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(payload)).encode()),
+            ]
+            await self.send({"type": "http.response.start", "status": 401, "headers": headers})
+            await self.send({"type": "http.response.body", "body": payload})
+            self.record.completed = True
+        elif where == "json":
+            payload = b'{"choices": [' + echoed.encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ]
+            await self.send({"type": "http.response.start", "status": 200, "headers": headers})
+            await self.send({"type": "http.response.body", "body": payload})
+            self.record.completed = True
+        elif where == "sse":
+            await self.send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            frame = b'data: {"oops": ' + echoed.encode() + b"\n\n"
+            await self.send({"type": "http.response.body", "body": frame})
+            self.record.completed = True
+        elif where == "status":
+            line = f"HTTP/1.1 4O1 Unauthorized {echoed}\r\n".encode("latin-1")
+            await self._raw(line + b"content-length: 0\r\n\r\n")
+        elif where == "header":
+            # "you sent authorization: ..." is no header: its name has spaces in it
+            line = f"HTTP/1.1 200 OK\r\n{echoed.lstrip(' .')}\r\n".encode("latin-1")
+            await self._raw(line + b"content-length: 0\r\n\r\n")
+        else:
+            return False
+        return True
+
     async def run(self, faults: Faults) -> None:
         body = self.record.body
         problem = self._check(body, self.record.headers)
         if problem is not None:
             await self.error(*problem)
+            return
+        if faults.header_drip:
+            await self._raw(b"HTTP/1.1 200 OK\r\n", drip=faults.header_drip)
+            return
+        if faults.echo not in (None, "event") and await self._echo(faults):
             return
         if faults.status is not None:
             await self.error(faults.status, retry_after=faults.retry_after)
@@ -491,6 +621,8 @@ class _Reply:
         truncated = isinstance(limit, int) and len(pieces) > limit
         if truncated:
             pieces = pieces[:limit]
+        if faults.giant_event:
+            pieces.insert(0, "x" * faults.giant_event)
         input_words = sum(_words(_text_of(m.get("content"))) for m in messages)
         if self.api == "anthropic" and body.get("system"):
             input_words += _words(_text_of(body["system"]))
@@ -572,6 +704,7 @@ class _Reply:
                 obj["usage"] = None
             return b"data: " + _DUMPS(obj).encode() + b"\n\n"
 
+        self._text_frame = lambda piece: chunk({"content": piece}, None)
         frames = [(False, chunk({"role": "assistant", "content": "", "refusal": None}, None))]
         frames += [(True, chunk({"content": p}, None)) for p in pieces]
         frames.append((False, chunk({}, "length" if truncated else "stop")))
@@ -604,6 +737,14 @@ class _Reply:
             message["usage"] = {"input_tokens": usage[0], "output_tokens": 1}
             delta_usage = {"usage": {"output_tokens": usage[1]}}
         stop = "max_tokens" if truncated else "end_turn"
+
+        def text_frame(piece: str) -> bytes:
+            delta = {"type": "text_delta", "text": piece}
+            return event(
+                "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
+            )
+
+        self._text_frame = text_frame
         frames = [
             (False, event("message_start", {"type": "message_start", "message": message})),
             (
@@ -619,20 +760,7 @@ class _Reply:
             ),
             (False, event("ping", {"type": "ping"})),
         ]
-        frames += [
-            (
-                True,
-                event(
-                    "content_block_delta",
-                    {
-                        "type": "content_block_delta",
-                        "index": 0,
-                        "delta": {"type": "text_delta", "text": p},
-                    },
-                ),
-            )
-            for p in pieces
-        ]
+        frames += [(True, text_frame(p)) for p in pieces]
         frames += [
             (False, event("content_block_stop", {"type": "content_block_stop", "index": 0})),
             (
@@ -659,6 +787,14 @@ class _Reply:
             return (
                 b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"te\n\n'
             )
+        if faults.echo == "event":
+            echoed = self._echoed(faults.pad)
+            if self.api == "openai":
+                # a transient type, so the echo also reaches the retry reason
+                err = {"error": {"message": echoed, "type": f"server_error {echoed}"}}
+                return b"data: " + _DUMPS(err).encode() + b"\n\n"
+            err = {"type": "error", "error": {"type": "api_error", "message": echoed}}
+            return b"event: error\ndata: " + _DUMPS(err).encode() + b"\n\n"
         if faults.error_event:
             if self.api == "openai":
                 err = {
@@ -682,6 +818,9 @@ class _Reply:
             or faults.slow_first_byte
             or faults.malformed
             or faults.error_event
+            or faults.pings
+            or faults.endless
+            or faults.echo
             or faults.drop_after is not None
         ):
             # Nothing to pace or break: one write is the same bytes on the wire, and
@@ -733,8 +872,19 @@ class _Reply:
                     await send(
                         {"type": "http.response.body", "body": fault_frame, "more_body": True}
                     )
-                    if faults.error_event:
+                    if faults.error_event or faults.echo == "event":
                         break  # the real APIs end the stream after an error event
+                if faults.pings:  # keep-alive comments, never an event: until the client leaves
+                    while True:
+                        await asyncio.sleep(faults.pings)
+                        await send(
+                            {"type": "http.response.body", "body": b": ping\n\n", "more_body": True}
+                        )
+                if faults.endless:  # text without end
+                    for n in itertools.count(1):
+                        await asyncio.sleep(faults.drip or 0.001)
+                        frame = self._text_frame(f"more{n} ")
+                        await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         self.record.completed = True
 

@@ -259,3 +259,52 @@ async def test_secrets_never_written_anywhere(
         assert not wal.exists() or FAKE_KEY.encode() not in wal.read_bytes()
     finally:
         keyed.stop()
+
+
+@pytest.mark.parametrize("fault", ["pings=0.05", "endless,drip=0.005", "header_drip=0.02"])
+async def test_a_server_that_never_stops_sending_ends_the_run_in_error(
+    server: FakeLLMServer, tmp_path: Path, fault: str
+) -> None:
+    # each byte resets the read timeout; the total deadline (small here) ends the run
+    provider = OpenAICompatible(
+        name="slowloris",
+        base_url=server.openai_base_url,
+        retry=FAST_RETRY,
+        timeouts=Timeouts(connect=5, read=5, total=1.5),
+    )
+    async with ps.Session(db=str(tmp_path / "runs.duckdb"), providers=[provider]) as s:
+        s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")], model="slowloris:m"))
+        run = await s.start("p", variables={"x": "a b c"}).send(model=f"slowloris:m+fault:{fault}")
+        assert run.status == "error"
+        assert "ProviderTimeoutError" in (run.error or "")
+        assert "exceeded total deadline of 1.5s" in (run.error or "")
+        row = _row(s, run.run_id)
+        assert row["status"] == "error" and row["finished_at"] is not None
+
+
+async def test_a_key_echoed_and_cut_short_never_reaches_the_run_log(
+    server: FakeLLMServer, tmp_path: Path
+) -> None:
+    key = "sk-Rw4Tq9Lm2Xv7Bn5Jc8Hd3Kp"
+    provider = OpenAICompatible(
+        name="echoer", base_url=server.openai_base_url, api_key=key + "\n", retry=FAST_RETRY
+    )
+    db = tmp_path / "echo.duckdb"
+    async with ps.Session(db=str(db), providers=[provider]) as s:
+        s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")], model="echoer:m"))
+        inst = s.start("p", variables={"x": "hi"})
+        # the key starts 10 characters before the 500-character cut of an error body
+        pad = 490 - len(" you sent authorization: Bearer ")
+        runs = [
+            await inst.send(model=f"echoer:m+fault:echo={where},pad={pad}")
+            for where in ("body", "status", "header")
+        ]
+        assert [r.status for r in runs] == ["error"] * 3
+        assert "[redacted]" in (runs[0].error or "")
+        texts = [repr(r) for r in runs] + [str(r.error) for r in runs]
+        texts.append(json.dumps([str(a) for a in s.store.get_state().runs.values()]))
+    windows = {key[i : i + 6] for i in range(len(key) - 5)}
+    stored = db.read_bytes()
+    for window in windows:
+        assert not any(window in t for t in texts), window
+        assert window.encode() not in stored, window

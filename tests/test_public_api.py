@@ -1,23 +1,65 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
+import subprocess
+import sys
 
 import promptstate as ps
 
+# the names DESIGN.md promises users
+DESIGN_NAMES = {
+    "Session",
+    "Prompt",
+    "system",
+    "user",
+    "assistant",
+    "RunResult",
+    "PromptStateError",
+    "widgets",
+}
 
-def test_all_is_sorted_and_exported() -> None:
+
+def test_public_all_is_sorted_complete_and_exact() -> None:
     assert ps.__all__ == sorted(ps.__all__)
-    for name in ps.__all__:
+    assert set(ps.__all__) >= DESIGN_NAMES
+    eager = {
+        n
+        for n, v in vars(ps).items()
+        if not n.startswith("_")
+        and not inspect.ismodule(v)
+        and n not in {"annotations", "TYPE_CHECKING", "Any"}
+    }
+    lazy = {"widgets", "providers", "scorers", "link", "Link"} & set(ps.__all__)
+    assert eager | lazy | {"__version__"} == set(ps.__all__)
+    for name in lazy:
         assert getattr(ps, name) is not None
 
 
-def test_private_modules_declare_all() -> None:
-    for mod in pkgutil.walk_packages(ps.__path__, "promptstate."):
-        m = importlib.import_module(mod.name)
-        assert hasattr(m, "__all__"), f"{mod.name} lacks __all__"
-        for name in m.__all__:
-            assert hasattr(m, name), f"{mod.name}.__all__ names missing {name}"
+def _defined_here(mod: object) -> set[str]:
+    names = set()
+    for n, v in vars(mod).items():
+        if n.startswith("_") or inspect.ismodule(v):
+            continue
+        home = getattr(v, "__module__", None)
+        if (inspect.isclass(v) or inspect.isfunction(v)) and home == mod.__name__:  # type: ignore[attr-defined]
+            names.add(n)
+    return names
+
+
+def test_every_module_exports_exactly_the_classes_and_functions_it_defines() -> None:
+    for info in pkgutil.walk_packages(ps.__path__, "promptstate."):
+        if info.name.endswith(".__main__"):
+            continue  # running it is the point: `python -m promptstate.cli`
+        mod = importlib.import_module(info.name)
+        declared = set(getattr(mod, "__all__", ()))
+        assert hasattr(mod, "__all__"), f"{info.name} lacks __all__"
+        missing = [n for n in declared if not hasattr(mod, n)]
+        assert not missing, f"{info.name}.__all__ names undefined {missing}"
+        undeclared = _defined_here(mod) - declared
+        # a module's own public classes and functions are part of its interface
+        assert not undeclared, f"{info.name} defines public {sorted(undeclared)} not in __all__"
 
 
 def test_errors_derive_from_base() -> None:
@@ -25,3 +67,14 @@ def test_errors_derive_from_base() -> None:
         obj = getattr(ps, name)
         if isinstance(obj, type) and issubclass(obj, Exception) and name.endswith("Error"):
             assert issubclass(obj, ps.PromptStateError), name
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import sys, promptstate\n"
+        "heavy = [m for m in ('ipywidgets', 'anywidget', 'httpx', 'aiohttp', 'pandas') "
+        "if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -200,7 +200,7 @@ def test_truncated_or_spliced_exports_are_rejected(cut: int, splice: int) -> Non
 @given(json_values)
 @settings(max_examples=200)
 def test_injected_state_is_rejected(junk: object) -> None:
-    from promptstate.devtools.recorder import _checksum
+    from promptstate.devtools.export import _checksum
 
     data = json.loads(EXPORT)
     data["base_state"]["instances"] = {"x": junk}

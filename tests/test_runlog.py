@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import promptstate as ps
-from promptstate.runlog.log import MIGRATIONS, RUN_COLUMNS
+from promptstate.models.run import RUN_COLUMNS, column_sql
+from promptstate.runlog.migrations import MIGRATIONS
 
 DESIGN_COLUMNS = [
     "run_id",
@@ -51,10 +52,19 @@ def test_schema_has_design_columns_and_migrations(tmp_path: Path) -> None:
             "cache_hit",
         } <= set(cols)
         assert cols == list(RUN_COLUMNS)
+        # the migrations and the one run schema agree on every column's type
+        types = dict(
+            s.runs.sql(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = 'runs'"
+            ).fetchall()
+        )
+        for c in RUN_COLUMNS:
+            assert types[c] == column_sql(c).split()[0].replace("TEXT", "VARCHAR"), c
         applied = s.runs.sql(
             "SELECT version, name FROM schema_migrations ORDER BY version"
         ).fetchall()
-        assert applied == [(v, n) for v, n, _ in MIGRATIONS]
+        assert applied == [(m.version, m.name) for m in MIGRATIONS]
         tables = {r[0] for r in s.runs.sql("SHOW TABLES").fetchall()}
         assert {"runs", "prompts", "user_variables", "org_variables", "project_variables"} <= tables
     with ps.Session(db=str(tmp_path / "s.duckdb")) as again:  # reopening re-applies nothing

@@ -478,20 +478,20 @@ def test_parse_accepts_the_front_end_messages() -> None:
 # -- lifecycle ---------------------------------------------------------------------------------
 
 
-async def test_close_unsubscribes(tmp_path: Path) -> None:
+async def test_close_unsubscribes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     s = make_session(tmp_path)
     inst = s.start("summarize")
-    listeners = len(s.store._listeners)
+    listeners = s.store.listener_count
     w = PromptRunner(inst)
-    assert len(s.store._listeners) == listeners + 1
+    assert s.store.listener_count == listeners + 1
     fe = FakeFrontEnd(w)
     w.close()
-    assert len(s.store._listeners) == listeners
+    assert s.store.listener_count == listeners
     fe.clear()
     inst.set_variable("text", "after close")
     await asyncio.sleep(MIN_SYNC_INTERVAL * 3)
     assert fe.comm.published == []
-    assert s.store.listener_errors == []
+    assert not [r for r in caplog.records if "listener" in r.getMessage()]
 
 
 async def test_closed_instance_shows_closed(tmp_path: Path) -> None:
@@ -554,3 +554,73 @@ async def test_coalescer_from_many_threads() -> None:
     c.request()
     await asyncio.sleep(0.05)
     assert c.calls == len(seen)
+
+
+# -- settings row, preview, viewing the past ---------------------------------------------------
+
+
+async def test_send_carries_the_settings_row(tmp_path: Path) -> None:
+    s = make_session(tmp_path)
+    inst = s.start("summarize", variables={"text": "draft"})
+    fe = FakeFrontEnd(PromptRunner(inst))
+    fe.custom(
+        {
+            "type": "send",
+            "seq": 1,
+            "content": None,
+            "variables": {},
+            "settings": {"temperature": 0.3, "max_tokens": 64},
+        }
+    )
+    await settle(fe)
+    (done,) = fe.replies()
+    assert done["ok"] is True
+    run = s.runs.get(done["run_id"])
+    assert run.settings["temperature"] == 0.3 and run.settings["max_tokens"] == 64
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"temperature": 5}, "temperature must be a number from 0 to 2"),
+        ({"max_tokens": 2.5}, "max_tokens must be a whole number"),
+        ({"temperature": "hot"}, "temperature must be a number"),
+        ({"top_k": 3}, "unknown setting 'top_k'"),
+    ],
+)
+async def test_bad_settings_are_shown_and_send_nothing(
+    tmp_path: Path, settings: dict[str, Any], message: str
+) -> None:
+    s = make_session(tmp_path)
+    inst = s.start("summarize", variables={"text": "draft"})
+    fe = FakeFrontEnd(PromptRunner(inst))
+    fe.custom({"type": "send", "seq": 1, "content": None, "variables": {}, "settings": settings})
+    await wait_for(lambda: fe.widget.error != "")
+    assert message in fe.widget.error
+    assert inst.last_run is None and inst.status == "idle"
+
+
+async def test_settings_row_picks_the_model(tmp_path: Path) -> None:
+    s = make_session(tmp_path)
+    inst = s.start("summarize", variables={"text": "draft"})
+    fe = FakeFrontEnd(PromptRunner(inst))
+    w = fe.widget
+    assert w.model == "echo"
+    # the prompt's model and every configured provider are offered
+    assert w.model_choices[0] == "echo"
+    assert set(s.providers.names()) <= {c.partition(":")[0] for c in w.model_choices}
+    fe.custom({"type": "set_model", "model": "echo:other"})
+    assert inst.model == "echo:other"
+    await wait_for(lambda: w.model == "echo:other")
+    assert w.model_label != "echo" and "echo:other" in w.model_choices
+    fe.custom({"type": "send", "seq": 1, "content": None, "variables": {}})
+    await settle(fe)
+    assert s.runs.get(fe.replies()[0]["run_id"]).model == "other"
+    # an unknown provider is refused and shown; the model stays
+    fe.custom({"type": "set_model", "model": "nosuch:model"})
+    await wait_for(lambda: w.error != "")
+    assert w.error.startswith("UnknownProviderError") and inst.model == "echo:other"
+    # null returns to the prompt's model
+    fe.custom({"type": "set_model", "model": None})
+    await wait_for(lambda: w.model == "echo")
+    assert inst.model == "echo"

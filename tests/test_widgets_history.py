@@ -122,9 +122,11 @@ async def test_devtools_filters_by_type_and_instance(tmp_path: Path) -> None:
     a = s.start("summarize", variables={"text": "alpha beta"})
     b = s.start("summarize", variables={"text": "other"})
     b.set_variable("user_name", "Bob")
-    await a.send()
+    # open first: with a view subscribed, a streamed reply records chunk actions
     fe = FakeFrontEnd(DevTools(s))
     w = fe.widget
+    await a.send()
+    w._refresh()
     assert set(w.instance_ids) == {a.id, b.id}
 
     fe.custom({"type": "filter", "action_type": "variable_set", "instance_id": ""})
@@ -134,14 +136,21 @@ async def test_devtools_filters_by_type_and_instance(tmp_path: Path) -> None:
     # run lifecycle actions name only their request: they still belong to instance a
     fe.custom({"type": "filter", "action_type": "runs/", "instance_id": a.id[:6]})
     types = {x["type"] for x in w.actions}
+    # one action per streamed chunk: hidden by default, counted, shown on request
+    assert {"runs/execute_pending", "runs/execute_fulfilled"} <= types
+    assert "runs/chunk_received" not in types and w.hidden_chunks > 0
+    fe.custom({"type": "show_chunks", "show": True})
+    types = {x["type"] for x in w.actions}
     assert {"runs/execute_pending", "runs/chunk_received", "runs/execute_fulfilled"} <= types
+    assert w.hidden_chunks == 0
+    fe.custom({"type": "show_chunks", "show": False})
     assert {x["instance_id"] for x in w.actions} == {a.id}
     assert w.total == len(w.actions) < len(s.devtools.actions)
 
     fe.custom({"type": "filter", "action_type": "no-such-type", "instance_id": ""})
     assert w.actions == [] and w.total == 0
     fe.custom({"type": "filter", "action_type": "", "instance_id": ""})
-    assert w.total == len(s.devtools.actions)
+    assert w.total + w.hidden_chunks == len(s.devtools.actions)
 
 
 async def test_select_shows_payload_and_state_diff(tmp_path: Path) -> None:
@@ -355,11 +364,11 @@ async def test_devtools_never_shows_an_api_key(tmp_path: Path) -> None:
 async def test_devtools_close_unsubscribes(tmp_path: Path) -> None:
     s = make_session(tmp_path)
     inst = s.start("summarize")
-    before = len(s.devtools._listeners)
+    before = s.store.listener_count
     dev = FakeFrontEnd(DevTools(s))
-    assert len(s.devtools._listeners) == before + 1
+    assert s.store.listener_count == before + 1
     dev.widget.close()
-    assert len(s.devtools._listeners) == before
+    assert s.store.listener_count == before
     dev.clear()
     inst.set_variable("text", "after close")
     await synced()
@@ -581,12 +590,19 @@ async def test_rerun_errors_are_shown(tmp_path: Path) -> None:
     fe = FakeFrontEnd(RunHistory(s))
     w = fe.widget
     fe.custom({"type": "rerun", "run_id": rid, "model": "nosuch:model"})
-    assert w.error.startswith("UnknownProviderError") and w.reruns == []
+    # beside the Re-run button (rerun_error), not in the banner above the query box
+    assert w.rerun_error.startswith(f"re-run of {rid} failed: UnknownProviderError")
+    assert w.error == "" and w.reruns == []
     fe.custom({"type": "rerun", "run_id": "missing", "model": None})
     await wait_for(lambda: fe.replies() != [])
     assert fe.replies()[0]["ok"] is False
-    assert "re-run of missing failed: UnknownRunError" in w.error and w.reruns == []
+    assert "re-run of missing failed: UnknownRunError" in w.rerun_error and w.reruns == []
+    assert w.error == ""
     assert s.runs.count() == 1
+    # opening another run clears it: the error was about the run shown before
+    w.show_run(rid)
+    await wait_for(lambda: w.detail.get("run_id") == rid)
+    assert w.rerun_error == ""
 
 
 async def test_history_front_end_cannot_write_its_traits(tmp_path: Path) -> None:
@@ -619,17 +635,28 @@ async def test_sweep_grid_fills_in_as_cells_finish(tmp_path: Path) -> None:
         {"text": "d e f"},
         {"text": "g h i"},
     ]
-    assert {c["status"] for c in w.cells} == {"pending"} and w.finished is False
+    # nothing started yet: every cell is queued (waiting for a slot counts as queued)
+    assert {c["status"] for c in w.cells} == {"queued"} and w.finished is False
     await wait_for(lambda: any(c["status"] == "success" for c in w.cells))
-    assert any(c["status"] == "pending" for c in w.cells)  # live, before the end
+    assert any(c["status"] in ("queued", "running") for c in w.cells)  # live, before the end
     await sw
     await wait_for(lambda: w.finished)
     assert [(c["row"], c["col"]) for c in w.cells] == [(r, m) for r in range(3) for m in range(2)]
     assert all(c["status"] == "success" for c in w.cells)
     assert w.cells[3]["response"] == "Summarize for Ann: d e f"
-    assert w.counts == {"total": 6, "done": 6, "errors": 0, "cancelled": 0, "pending": 0}
+    assert w.counts == {
+        "total": 6,
+        "done": 6,
+        "errors": 0,
+        "cancelled": 0,
+        "running": 0,
+        "queued": 0,
+        "not_run": 0,
+        "ended": 6,
+    }
     updates = fe.updates("cells")
-    assert 2 <= len(updates) <= 7, len(updates)  # coalesced, not one per token
+    # coalesced, and only when a cell starts or ends (2 per cell), not one per token
+    assert 2 <= len(updates) <= 13, len(updates)
 
 
 async def test_sweep_cell_click_shows_the_run(tmp_path: Path) -> None:
@@ -672,8 +699,11 @@ async def test_sweep_cancel_from_the_grid(tmp_path: Path) -> None:
     t.join()
     await wait_for(lambda: w.finished, timeout=10)
     statuses = [c["status"] for c in w.cells]
-    assert "cancelled" in statuses and "pending" not in statuses
+    assert "cancelled" in statuses and not {"pending", "queued", "running"} & set(statuses)
     assert w.counts["cancelled"] >= 1 and "cancelling" in w.notice
+    # cancelled cells are not counted as done: done is the successes only
+    assert w.counts["done"] == statuses.count("success")
+    assert w.counts["done"] + w.counts["cancelled"] + w.counts["errors"] == len(statuses)
 
 
 async def test_sweep_cells_that_never_ran_settle_when_it_ends(tmp_path: Path) -> None:
@@ -683,20 +713,26 @@ async def test_sweep_cells_that_never_ran_settle_when_it_ends(tmp_path: Path) ->
     w = SweepGrid(sw)
     await sw
     await wait_for(lambda: w.finished)
-    assert [c["status"] for c in w.cells] == ["success", "not_run"]
+    # the cell that could not send (a missing variable) ended "error", with the reason
+    assert [c["status"] for c in w.cells] == ["success", "error"]
+    assert "name" in (w.cells[1]["error"] or "")
+    assert (w.counts["done"], w.counts["errors"]) == (1, 1)
     w.select(1)
-    assert w.detail["status"] == "not_run" and "run_id" not in w.detail
+    assert w.detail["status"] == "error" and "run_id" not in w.detail
+    assert "name" in w.detail["error"]
 
 
 async def test_sweep_grid_close_unsubscribes(tmp_path: Path) -> None:
     s = make_session(tmp_path)
     sw = s.sweep("summarize", {"text": ["a"]}, models=["echo"], progress=False)
+    before = s.store.listener_count
     fe = FakeFrontEnd(SweepGrid(sw))
+    assert s.store.listener_count == before + 1
     fe.widget.close()
     fe.clear()
     await sw
     await synced()
-    assert sw._listeners == [] and fe.comm.published == []
+    assert s.store.listener_count == before and fe.comm.published == []
 
 
 async def test_panels_and_instance_widgets_share_a_session(tmp_path: Path) -> None:
@@ -709,3 +745,35 @@ async def test_panels_and_instance_widgets_share_a_session(tmp_path: Path) -> No
     runner.custom({"type": "send", "seq": 1, "content": None, "variables": {}})
     await settle(runner)
     assert runner.replies()[0]["ok"] is True
+
+
+# -- viewing the past, stale selection ---------------------------------------------------------
+
+
+async def test_panels_mirror_viewing_past(tmp_path: Path) -> None:
+    s = make_session(tmp_path)
+    inst = s.start("summarize", variables={"text": "draft"})
+    inst.set_variable("text", "later")
+    sw = await s.sweep("summarize", {"text": ["x"]}, models=["echo"], progress=False)
+    panels = [DevTools(s), RunHistory(s), SweepGrid(sw)]
+    assert [p.viewing_past for p in panels] == [False, False, False]
+    s.devtools.jump(s.devtools.first_index + 1)
+    await wait_for(lambda: all(p.viewing_past for p in panels))
+    s.devtools.resume()
+    await wait_for(lambda: not any(p.viewing_past for p in panels))
+    for p in panels:
+        p.close()
+
+
+async def test_devtools_drops_a_selection_the_filter_hides(tmp_path: Path) -> None:
+    s = make_session(tmp_path)
+    inst = s.start("summarize")
+    inst.set_variable("text", "final")
+    fe = FakeFrontEnd(DevTools(s))
+    w = fe.widget
+    (index,) = variable_sets(s.devtools, "final")
+    w.select(index)
+    assert w.detail["index"] == index
+    fe.custom({"type": "filter", "action_type": "instances/started", "instance_id": ""})
+    assert w.selected is None and w.detail == {}
+    assert f"action #{index} is filtered out" in w.notice

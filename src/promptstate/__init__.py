@@ -9,7 +9,7 @@ Quick use::
     run = await inst.send()
     session.runs.sql("SELECT prompt_id, status FROM runs").df()
 
-``ps.widgets`` and ``ps.providers`` are imported on first use.
+``ps.widgets``, ``ps.providers`` and ``ps.link`` are imported on first use.
 """
 
 from __future__ import annotations
@@ -17,21 +17,21 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from promptstate.core.selectors import MergedVariables, VariableValue
-from promptstate.core.state import Action, ChatMessage
-from promptstate.engine.execute import RunResult
+from promptstate.core.actions import Action
 from promptstate.errors import (
     InstanceBusyError,
     InvalidPromptError,
     MissingVariablesError,
     PromptFileError,
     PromptStateError,
+    ProviderConfigError,
     ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
     ProviderStreamError,
     ProviderTimeoutError,
     ReadOnlyQueryError,
+    RunFailedError,
     RunLogError,
     RunLogLockedError,
     StateImportError,
@@ -43,39 +43,64 @@ from promptstate.errors import (
     UnusedVariableWarning,
     VariableError,
 )
+from promptstate.evals import (
+    Dataset,
+    DatasetError,
+    Eval,
+    EvalFileError,
+    Score,
+    ScorerError,
+    UnknownEvalError,
+    compare,
+    scorers,
+)
 from promptstate.models.prompt import Message, Prompt, assistant, system, user
+from promptstate.models.run import RunResult
 from promptstate.models.template import escape, render
-from promptstate.session.session import Instance, Session
+from promptstate.models.values import ChatMessage, MergedVariables, VariableValue
+from promptstate.runlog.postgres import push_run_log
+from promptstate.session import Instance, Session
 
 if TYPE_CHECKING:
     from . import providers, widgets
+    from .widgets._link import Link, link
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Action",
     "ChatMessage",
+    "Dataset",
+    "DatasetError",
+    "Eval",
+    "EvalFileError",
     "Instance",
     "InstanceBusyError",
     "InvalidPromptError",
+    "Link",
     "MergedVariables",
     "Message",
     "MissingVariablesError",
     "Prompt",
     "PromptFileError",
     "PromptStateError",
+    "ProviderConfigError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderHTTPError",
     "ProviderStreamError",
     "ProviderTimeoutError",
     "ReadOnlyQueryError",
+    "RunFailedError",
     "RunLogError",
     "RunLogLockedError",
     "RunResult",
+    "Score",
+    "ScorerError",
     "Session",
     "StateImportError",
     "TemplateError",
+    "UnknownEvalError",
     "UnknownInstanceError",
     "UnknownPromptError",
     "UnknownProviderError",
@@ -85,19 +110,27 @@ __all__ = [
     "VariableValue",
     "__version__",
     "assistant",
+    "compare",
     "escape",
+    "link",
     "providers",
+    "push_run_log",
     "render",
+    "scorers",
     "system",
     "user",
     "widgets",
 ]
 
 _LAZY = {"widgets", "providers"}
+# ps.link / ps.Link: two-way binding of any ipywidget, from the widgets layer
+_LAZY_NAMES = {"link": "widgets._link", "Link": "widgets._link"}
 
 
 def __getattr__(name: str) -> Any:
     # widgets pull in ipywidgets/anywidget; load them only when used
     if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
     raise AttributeError(f"module 'promptstate' has no attribute {name!r}")

@@ -16,8 +16,14 @@ catches anything the library raises on purpose::
     │   └── RunLogLockedError       another process holds the DuckDB file lock
     ├── ReadOnlyQueryError          a statement that would write, sent to a read-only path
     ├── StateImportError            a devtools export that is malformed or tampered
+    ├── DatasetError                a dataset that cannot be read, or a column in the wrong role
+    ├── ScorerError                 a scorer built with wrong arguments (an unknown name included)
+    ├── EvalFileError               an eval YAML file that is malformed; names the file and field
+    ├── UnknownEvalError            an eval id that is not in the run log
     ├── InstanceBusyError           send() while the instance already has a run in flight
+    ├── RunFailedError              raise_for_status() of a failed run read back from the log
     ├── UnknownProviderError        a model string whose provider is not configured
+    ├── ProviderConfigError         bad provider settings, Timeouts/RetryPolicy or request
     └── ProviderError               the LLM API failed (after retries)
         ├── ProviderHTTPError
         ├── ProviderTimeoutError
@@ -33,21 +39,27 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "DatasetError",
+    "EvalFileError",
     "InstanceBusyError",
     "InvalidPromptError",
     "MissingVariablesError",
     "PromptFileError",
     "PromptStateError",
+    "ProviderConfigError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderHTTPError",
     "ProviderStreamError",
     "ProviderTimeoutError",
     "ReadOnlyQueryError",
+    "RunFailedError",
     "RunLogError",
     "RunLogLockedError",
+    "ScorerError",
     "StateImportError",
     "TemplateError",
+    "UnknownEvalError",
     "UnknownInstanceError",
     "UnknownPromptError",
     "UnknownProviderError",
@@ -118,7 +130,7 @@ class PromptFileError(PromptStateError, ValueError):
         super().__init__(f"{path}: {reason}")
 
 
-class InvalidPromptError(PromptStateError, ValueError):
+class InvalidPromptError(PromptStateError, ValueError, TypeError):
     """A :class:`~promptstate.Prompt` was built from wrong types or values."""
 
 
@@ -158,6 +170,10 @@ class InstanceBusyError(PromptStateError, RuntimeError):
     """The instance already has a run in flight; await it or cancel it first."""
 
 
+class RunFailedError(PromptStateError):
+    """A run read back from the log ended without success (its error class is unknown)."""
+
+
 class UnknownProviderError(PromptStateError, KeyError):
     """A model string names a provider that is not configured in this session."""
 
@@ -170,6 +186,15 @@ class UnknownProviderError(PromptStateError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class ProviderConfigError(PromptStateError, ValueError):
+    """A provider, its ``Timeouts``/``RetryPolicy``, or a request is not acceptable.
+
+    Raised before anything is sent: an API key or header value that cannot go into an
+    HTTP header, a timeout or delay that is not a positive finite number, an empty model
+    name, settings that are not finite JSON (``NaN``, objects JSON cannot encode).
+    """
 
 
 class ProviderError(PromptStateError):
@@ -207,3 +232,36 @@ class ProviderStreamError(ProviderError):
 
 class UnusedVariableWarning(UserWarning):
     """A variable was given explicitly to an instance whose prompt never uses it."""
+
+
+# -- evaluations ------------------------------------------------------------------------
+
+
+class DatasetError(PromptStateError, ValueError):
+    """A dataset cannot be read, or a column is unknown / in the wrong role."""
+
+
+class ScorerError(PromptStateError, ValueError):
+    """A scorer was built with wrong arguments, or an unknown scorer name was given."""
+
+
+class EvalFileError(PromptStateError, ValueError):
+    """An eval file is unreadable or invalid; the message names the file and the field."""
+
+    def __init__(self, path: str, field: str, reason: str) -> None:
+        self.path = path
+        self.field = field
+        self.reason = reason
+        where = f" (field {field!r})" if field else ""
+        super().__init__(f"{path}{where}: {reason}")
+
+
+class UnknownEvalError(PromptStateError, KeyError):
+    """The eval id is not in the run log."""
+
+    def __init__(self, eval_id: str) -> None:
+        self.eval_id = eval_id
+        super().__init__(f"unknown eval {eval_id!r}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])

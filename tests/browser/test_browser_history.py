@@ -70,6 +70,23 @@ def _screenshot(locator: Any, name: str) -> None:
     _publish(shot, name)
 
 
+def _screenshot_dark(page: Any, locator: Any, name: str) -> None:
+    """The same panel in JupyterLab's dark theme (theme variables, no fixed colours)."""
+    _set_theme(page, "JupyterLab Dark")
+    try:
+        page.wait_for_timeout(300)  # let the theme's CSS variables apply
+        _screenshot(locator, name)
+    finally:
+        _set_theme(page, "JupyterLab Light")
+
+
+def _set_theme(page: Any, name: str) -> None:
+    page.get_by_role("menuitem", name="Settings").click()
+    page.get_by_text("Theme", exact=True).click()
+    page.get_by_text(name, exact=True).click()
+    page.locator(f"body[data-jp-theme-name='{name}']").wait_for(state="attached")
+
+
 def _type(locator: Any, text: str) -> None:
     """Replace the input's text with real key presses."""
     locator.click()
@@ -133,12 +150,20 @@ def test_time_travel_query_and_rerun(open_notebook: Any, page: Any) -> None:
     dev.locator("[data-field=payload]").filter(has_text="first value").wait_for()
     # the panel shows where we are: later actions are dimmed
     assert dev.locator(f".ps-action.ps-current[data-action-index='{index}']").count() == 1
+    # ... and every widget says it shows the past
+    dev.locator("[data-field=viewing-past]").wait_for()
+    runner.locator("[data-field=viewing-past]").wait_for()
+    # chunk actions are hidden by default, counted in the toggle
+    assert dev.locator(".ps-action[data-action-type='runs/chunk_received']").count() == 0
+    assert "hidden" in dev.locator("[data-field=chunk-count]").inner_text()
     slider.blur()
     _screenshot(dev, "devtools.png")
+    _screenshot_dark(nb.page, dev, "devtools_dark.png")
     slider.fill(slider.get_attribute("max") or "")
     dev.locator("[data-field=position]").filter(has_text="live").wait_for()
     runner.locator('[data-role="user"]').filter(has_text="second value").wait_for()
     assert text_input.input_value() == "second value"
+    runner.locator("[data-field=viewing-past]").wait_for(state="hidden")
 
     # -- SweepGrid: cells fill in live ------------------------------------------------------
     grid = nb.run_cell(2).locator(".ps-sweep")
@@ -148,7 +173,9 @@ def test_time_travel_query_and_rerun(open_notebook: Any, page: Any) -> None:
     grid.locator("[data-field=run-detail] [data-field=response]").filter(
         has_text="Summarize for Ann: black coffee, no sugar"
     ).wait_for()
+    assert "12/12 done" in grid.locator("[data-field=counts]").inner_text()
     _screenshot(grid, "sweep_grid.png")
+    _screenshot_dark(nb.page, grid, "sweep_grid_dark.png")
 
     # -- RunHistory: query, a refused write, open a run, Re-run -----------------------------
     history = nb.run_cell(3).locator(".ps-history")
@@ -178,6 +205,12 @@ def test_time_travel_query_and_rerun(open_notebook: Any, page: Any) -> None:
         has_text="Summarize for Ann: second value"
     ).wait_for()
     assert detail.locator("[data-variable=text]").inner_text().startswith("text")
+    # a failed re-run says so beside its button, not above the query box
+    _type(detail.locator("[data-field=rerun-model]"), "nosuch:model")
+    detail.locator("[data-action=rerun]").click()
+    detail.locator("[data-field=rerun-error]").filter(has_text="UnknownProviderError").wait_for()
+    assert error.is_hidden()
+    _type(detail.locator("[data-field=rerun-model]"), "")
     detail.locator("[data-action=rerun]").click()
     history.locator("[data-field=range]").filter(has_text="of 14").wait_for(timeout=20_000)
     assert rows.count() == 14

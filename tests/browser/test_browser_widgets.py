@@ -296,3 +296,56 @@ def test_runners_stay_in_sync_stop_and_errors(open_notebook: Any) -> None:
         _publish(shot, SCREENSHOT_DARK)
     finally:
         _set_theme(nb.page, "JupyterLab Light")
+
+
+STATES_CELLS = [
+    SETUP.format(db=None, delay=0.15),
+    "inst.set_variable('text', 'a second draft, edited after the reply was cancelled')",
+]
+
+
+def test_cancelled_reply_preview_and_settings(open_notebook: Any, page: Any) -> None:
+    """A stopped reply stays with its badge; the next request shows apart as a preview."""
+    nb = open_notebook("e2e_states.ipynb", STATES_CELLS)
+    runner = nb.run_cell(0).locator(".promptstate-widget")
+    runner.locator("[data-variable=text]").wait_for()
+    # before the first send, the list is the preview itself (no separate block)
+    runner.locator("[data-field=preview-label]").wait_for()
+    assert runner.locator(".ps-msg[data-status=preview]").count() == 2
+    assert runner.locator("[data-field=preview]").is_hidden()
+    # the settings row: the prompt's model, and settings carried with the Send
+    assert runner.locator("[data-field=model]").input_value() == "echo"
+    runner.locator("[data-field=temperature]").fill("0.4")
+    runner.locator("[data-action=send]").click()
+    runner.locator(".ps-msg[data-status=streaming]").wait_for()
+    runner.locator('[data-role="assistant"] .ps-content').filter(has_text="Summarize").wait_for()
+    runner.locator("[data-action=stop]").click()
+    cancelled = runner.locator('.ps-msg[data-role="assistant"][data-status=cancelled]')
+    cancelled.wait_for()
+    assert cancelled.locator(".ps-msg-badge").inner_text() == "cancelled"
+    assert cancelled.locator(".ps-content").inner_text().startswith("Summarize")  # partial kept
+
+    nb.run_cell(1)  # the live variables move on: the next request differs
+    block = runner.locator("[data-field=preview]")
+    block.wait_for()
+    assert block.get_attribute("open") is None  # collapsed while there is a conversation
+    block.locator("summary").click()
+    block.locator('[data-preview-role="user"]').filter(has_text="second draft").wait_for()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "prompt_runner_states.png"
+    runner.screenshot(path=str(shot))
+    _publish(shot, SCREENSHOT.with_name("prompt_runner_states.png"))
+    _set_theme(nb.page, "JupyterLab Dark")
+    try:
+        nb.page.wait_for_timeout(300)  # let the theme's CSS variables apply
+        shot = ARTIFACTS / "prompt_runner_states_dark.png"
+        runner.screenshot(path=str(shot))
+        _publish(shot, SCREENSHOT.with_name("prompt_runner_states_dark.png"))
+    finally:
+        _set_theme(nb.page, "JupyterLab Light")
+    # a bad setting is refused in the widget, before anything is sent
+    runner.locator("[data-field=temperature]").fill("7")
+    runner.locator("[data-action=send]").click()
+    error = runner.locator("[data-field=error]")
+    error.filter(has_text="temperature must be a number from 0 to 2").wait_for()
+    assert runner.locator(".ps-status").inner_text() == "cancelled"  # nothing ran

@@ -9,76 +9,27 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Generic, NamedTuple, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
 
-from promptstate.core.state import (
-    ACTIVE_RUN_STATUSES,
-    ChatMessage,
-    InstanceState,
-    PromptEntry,
-    RunState,
-    State,
-    prompt_key,
-)
+from promptstate.core.state import InstanceState, PromptEntry, RunState, State, prompt_key
 from promptstate.errors import UnknownInstanceError, UnknownPromptError
+from promptstate.models.run import ACTIVE_RUN_STATUSES
 from promptstate.models.template import parse
+from promptstate.models.values import ChatMessage, MergedVariables, VariableValue
 
 __all__ = [
-    "SOURCES",
-    "MergedVariables",
-    "VariableValue",
     "memoized",
     "select_display_messages",
     "select_instance",
-    "select_instance_status",
     "select_last_run",
     "select_merged_variables",
+    "select_preview",
     "select_prompt_entry",
-    "select_run",
     "select_runs_in_flight",
 ]
 
 T = TypeVar("T")
-SOURCES = ("default", "org", "project", "user", "instance")
-
-
-class VariableValue(NamedTuple):
-    """A merged variable value and the layer that supplied it (``"missing"`` if none)."""
-
-    value: str | None
-    source: str
-
-
-class MergedVariables(Mapping[str, VariableValue]):
-    """Read-only mapping ``name -> VariableValue(value, source)`` in prompt order."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self, items: dict[str, VariableValue]) -> None:
-        self._items = items
-
-    def __getitem__(self, key: str) -> VariableValue:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def values_dict(self) -> dict[str, str | None]:
-        """Plain ``{name: value}``."""
-        return {k: v.value for k, v in self._items.items()}
-
-    @property
-    def missing(self) -> tuple[str, ...]:
-        """Names with no value from any layer."""
-        return tuple(k for k, v in self._items.items() if v.value is None)
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v.value!r} ({v.source})" for k, v in self._items.items())
-        return f"MergedVariables({inner})"
 
 
 class memoized(Generic[T]):
@@ -205,47 +156,61 @@ def _lenient_render(content: str, values: Mapping[str, str | None]) -> str:
     return "".join(out)
 
 
+def _preview_inputs(state: State, iid: str) -> tuple[Any, ...]:
+    inst = select_instance(state, iid)
+    return (_instance_prompt(state, inst), select_merged_variables(state, iid))
+
+
+def _preview(entry: PromptEntry | None, merged: MergedVariables) -> tuple[ChatMessage, ...]:
+    if entry is None:
+        return ()
+    values = merged.values_dict()
+    return tuple(
+        ChatMessage(m.role, _lenient_render(m.content, values), status="preview")
+        for m in entry.prompt.messages
+    )
+
+
+select_preview: memoized[tuple[ChatMessage, ...]] = memoized(_preview_inputs, _preview)
+select_preview.__doc__ = (
+    "What ``send()`` would send now: the prompt rendered from the live variables "
+    "(missing ones shown as ``{{ name }}``), each message marked ``status='preview'``."
+)
+
+
 def _display_inputs(state: State, iid: str) -> tuple[Any, ...]:
     inst = select_instance(state, iid)
-    current = state.runs.get(inst.current_request_id) if inst.current_request_id else None
-    return (
-        _instance_prompt(state, inst),
-        select_merged_variables(state, iid),
-        inst.history,
-        current,
-    )
+    rid = inst.current_request_id or inst.last_run_id
+    run = state.runs.get(rid) if rid else None
+    return (inst.history, run, select_preview(state, iid))
 
 
 def _display(
-    entry: PromptEntry | None,
-    merged: MergedVariables,
-    history: tuple[ChatMessage, ...],
-    current: RunState | None,
+    history: tuple[ChatMessage, ...], run: RunState | None, preview: tuple[ChatMessage, ...]
 ) -> tuple[ChatMessage, ...]:
-    if current is not None:
-        # While a run is in flight, show exactly what it sent plus the partial reply.
-        return (*current.messages, ChatMessage("assistant", current.text, current.run_id))
-    if entry is None:
+    if run is not None and run.status in ACTIVE_RUN_STATUSES:
+        # in flight: exactly what it sent, plus the partial reply
+        reply = ChatMessage("assistant", run.response, run.run_id, "streaming")
+        return (*run.messages, reply)
+    if run is not None and run.status in ("error", "cancelled"):
+        # a reply that did not complete stays visible, after the conversation it
+        # continued (or after the previous one, for a fresh send), with its status
+        sent = run.messages
+        new = sent[len(history) :] if sent[: len(history)] == history else sent
+        failed = tuple(ChatMessage(m.role, m.content, run.run_id, run.status) for m in new)
+        reply = ChatMessage("assistant", run.response, run.run_id, run.status)
+        return (*history, *failed, reply)
+    if history:
         return history
-    values = merged.values_dict()
-    rendered = tuple(
-        ChatMessage(m.role, _lenient_render(m.content, values)) for m in entry.prompt.messages
-    )
-    return rendered + history
+    return preview
 
 
 select_display_messages: memoized[tuple[ChatMessage, ...]] = memoized(_display_inputs, _display)
-select_display_messages.__doc__ = "The conversation as shown: rendered prompt, history, live reply."
-
-
-def select_instance_status(state: State, instance_id: str) -> str:
-    """``idle``, ``queued``, ``running``, ``success``, ``error`` or ``cancelled``."""
-    return select_instance(state, instance_id).status
-
-
-def select_run(state: State, run_id: str) -> RunState | None:
-    """A run still held in the store (in flight, or the latest of its instance)."""
-    return state.runs.get(run_id)
+select_display_messages.__doc__ = (
+    "The conversation as shown: the messages as sent and received, the run in flight "
+    "with its partial reply, a failed or cancelled reply with its status; before the "
+    "first send, the preview."
+)
 
 
 def select_last_run(state: State, instance_id: str) -> RunState | None:

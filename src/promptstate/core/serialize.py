@@ -7,16 +7,18 @@ from typing import Any, TypeVar
 
 import immutables
 
+from promptstate.core.codec import check_json
 from promptstate.core.state import (
-    ChatMessage,
     InstanceState,
     PromptEntry,
     RunState,
     ScopedState,
     State,
+    SweepState,
 )
 from promptstate.errors import InvalidPromptError, StateImportError, TemplateError
 from promptstate.models.prompt import prompt_from_dict
+from promptstate.models.values import ChatMessage
 
 __all__ = ["state_from_dict", "state_to_dict"]
 
@@ -24,7 +26,10 @@ T = TypeVar("T")
 
 
 def _msg(m: ChatMessage) -> dict[str, Any]:
-    return {"role": m.role, "content": m.content, "run_id": m.run_id}
+    out = {"role": m.role, "content": m.content, "run_id": m.run_id}
+    if m.status is not None:
+        out["status"] = m.status
+    return out
 
 
 def state_to_dict(state: State) -> dict[str, Any]:
@@ -65,7 +70,17 @@ def state_to_dict(state: State) -> dict[str, Any]:
             "error": state.scoped.error,
         },
         "runs": {k: _run_to_dict(r) for k, r in state.runs.items()},
-        "ui": dict(state.ui),
+        "sweeps": {
+            k: {
+                "prompt_id": w.prompt_id,
+                "total": w.total,
+                "done": w.done,
+                "errors": w.errors,
+                "cancelled": w.cancelled,
+                "cells": {str(i): st for i, st in w.cells.items()},
+            }
+            for k, w in state.sweeps.items()
+        },
     }
 
 
@@ -83,7 +98,9 @@ def _run_to_dict(r: RunState) -> dict[str, Any]:
         "user_content": r.user_content,
         "started_at": r.started_at,
         "settings": dict(r.settings),
-        "text": r.text,
+        "response": r.response,
+        "error_type": r.error_type,
+        "session_id": r.session_id,
         "chunks": r.chunks,
         "error": r.error,
         "attempts": r.attempts,
@@ -140,7 +157,10 @@ def _messages(items: Any, where: str) -> tuple[ChatMessage, ...]:
         w = f"{where}[{i}]"
         out.append(
             ChatMessage(
-                _get(m, "role", str, w), _get(m, "content", str, w), _opt(m, "run_id", str, w)
+                _get(m, "role", str, w),
+                _get(m, "content", str, w),
+                _opt(m, "run_id", str, w),
+                _opt(m, "status", str, w),
             )
         )
     return tuple(out)
@@ -203,8 +223,10 @@ def _run(d: Any, where: str) -> RunState:
         messages=_messages(_get(d, "messages", list, where), f"{where}.messages"),
         user_content=_opt(d, "user_content", str, where),
         started_at=float(_get(d, "started_at", num, where)),
-        settings=immutables.Map(_get(d, "settings", dict, where)),
-        text=_get(d, "text", str, where),
+        settings=immutables.Map(check_json(_get(d, "settings", dict, where), f"{where}.settings")),
+        response=_get(d, "response", str, where),
+        error_type=_opt(d, "error_type", str, where),
+        session_id=_opt(d, "session_id", str, where),
         chunks=int(_get(d, "chunks", int, where)),
         error=_opt(d, "error", str, where),
         attempts=int(_get(d, "attempts", int, where)),
@@ -224,10 +246,30 @@ def _run(d: Any, where: str) -> RunState:
     )
 
 
+def _sweep(d: Any, where: str) -> SweepState:
+    cells = _get(d, "cells", dict, where)
+    parsed: dict[int, str] = {}
+    for k, v in cells.items():
+        if not (isinstance(k, str) and k.isdigit() and isinstance(v, str)):
+            raise StateImportError(f"{where}.cells: expected index -> status")
+        parsed[int(k)] = v
+    return SweepState(
+        prompt_id=_get(d, "prompt_id", str, where),
+        total=_get(d, "total", int, where),
+        done=_get(d, "done", int, where),
+        errors=_get(d, "errors", int, where),
+        cancelled=_get(d, "cancelled", int, where),
+        cells=immutables.Map(parsed),
+    )
+
+
 def state_from_dict(d: Any) -> State:
     """Rebuild a State; raises :class:`StateImportError` naming the first bad field."""
     if not isinstance(d, Mapping):
         raise StateImportError("state: expected an object")
+    extra = set(d) - {"prompts", "instance_ids", "instances", "scoped", "runs", "sweeps"}
+    if extra:
+        raise StateImportError(f"state: unexpected field(s) {sorted(extra)}")
     ids = _get(d, "instance_ids", list, "state")
     if not all(isinstance(i, str) for i in ids):
         raise StateImportError("state.instance_ids: expected strings")
@@ -248,9 +290,10 @@ def state_from_dict(d: Any) -> State:
     )
     return State(
         prompts=_each(_get(d, "prompts", dict, "state"), "state.prompts", _prompt_entry),
-        instance_ids=tuple(ids),
+        instance_order=immutables.Map({iid: n for n, iid in enumerate(ids)}),
         instances=instances,
         scoped=scoped,
         runs=_each(_get(d, "runs", dict, "state"), "state.runs", _run),
-        ui=immutables.Map(_get(d, "ui", dict, "state")),
+        sweeps=_each(d.get("sweeps") or {}, "state.sweeps", _sweep),
+        next_order=len(ids),
     )

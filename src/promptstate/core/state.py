@@ -1,4 +1,4 @@
-"""The immutable state tree and the action record.
+"""The immutable state tree.
 
 Everything here is a frozen dataclass, a tuple or an ``immutables.Map`` (a HAMT: an
 update copies O(log n) nodes, so dispatch stays flat with thousands of instances).
@@ -12,40 +12,18 @@ from typing import Any
 import immutables
 
 from promptstate.models.prompt import Prompt
+from promptstate.models.values import ChatMessage
 
 __all__ = [
-    "ACTIVE_RUN_STATUSES",
-    "TERMINAL_RUN_STATUSES",
-    "Action",
-    "ChatMessage",
     "InstanceState",
     "PromptEntry",
     "RunState",
     "ScopedState",
     "State",
+    "SweepState",
     "initial_state",
     "prompt_key",
 ]
-
-TERMINAL_RUN_STATUSES = frozenset({"success", "error", "cancelled", "interrupted"})
-ACTIVE_RUN_STATUSES = frozenset({"queued", "running"})
-
-
-@dataclass(frozen=True)
-class Action:
-    """A state change request: ``type`` is ``"slice/event"``, ``payload`` JSON-ready data."""
-
-    type: str
-    payload: Any = None
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    """A message as shown or sent: rendered text, never a template."""
-
-    role: str
-    content: str
-    run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +37,12 @@ class PromptEntry:
 
 @dataclass(frozen=True)
 class InstanceState:
-    """One live use of a prompt. ``values`` are the instance's own variable values."""
+    """One live use of a prompt.
+
+    ``values`` are the instance's own variable values. ``history`` is the conversation
+    exactly as it was sent and received (the rendered prompt turns included), so a
+    follow-up never re-renders a turn that was already sent.
+    """
 
     id: str
     prompt_id: str
@@ -78,7 +61,11 @@ class InstanceState:
 
 @dataclass(frozen=True)
 class RunState:
-    """A run as the store sees it: in flight, or the latest of its instance."""
+    """A run as the store sees it: in flight, or the latest of its instance.
+
+    ``messages`` is the request exactly as rendered by the action that started it;
+    ``response`` grows while the reply streams.
+    """
 
     run_id: str
     instance_id: str
@@ -92,9 +79,10 @@ class RunState:
     user_content: str | None
     started_at: float
     settings: immutables.Map[str, Any] = field(default_factory=immutables.Map)
-    text: str = ""
+    response: str = ""
     chunks: int = 0
     error: str | None = None
+    error_type: str | None = None
     attempts: int = 0
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -108,6 +96,7 @@ class RunState:
     action_index: int | None = None
     state_hash: str | None = None
     sweep_id: str | None = None
+    session_id: str | None = None
     tracked: bool = True
 
 
@@ -127,15 +116,37 @@ class ScopedState:
 
 
 @dataclass(frozen=True)
+class SweepState:
+    """Progress of one sweep: counts and each finished cell's status."""
+
+    prompt_id: str
+    total: int
+    done: int = 0
+    errors: int = 0
+    cancelled: int = 0
+    cells: immutables.Map[int, str] = field(default_factory=immutables.Map)
+
+
+@dataclass(frozen=True)
 class State:
-    """The root of the state tree."""
+    """The root of the state tree.
+
+    ``instance_ids`` keeps instances in creation order as a map of id to sequence number
+    (O(log n) to add or drop, unlike a tuple).
+    """
 
     prompts: immutables.Map[str, PromptEntry] = field(default_factory=immutables.Map)
-    instance_ids: tuple[str, ...] = ()
+    instance_order: immutables.Map[str, int] = field(default_factory=immutables.Map)
     instances: immutables.Map[str, InstanceState] = field(default_factory=immutables.Map)
     scoped: ScopedState = field(default_factory=ScopedState)
     runs: immutables.Map[str, RunState] = field(default_factory=immutables.Map)
-    ui: immutables.Map[str, Any] = field(default_factory=immutables.Map)
+    sweeps: immutables.Map[str, SweepState] = field(default_factory=immutables.Map)
+    next_order: int = 0
+
+    @property
+    def instance_ids(self) -> tuple[str, ...]:
+        """Live instance ids, oldest first."""
+        return tuple(sorted(self.instance_order, key=self.instance_order.__getitem__))
 
 
 def prompt_key(prompt_id: str, version: str) -> str:

@@ -1,14 +1,33 @@
-"""A small thread-safe Redux store: dispatch, get_state, subscribe, middleware, thunks."""
+"""A small thread-safe Redux store: dispatch, transact, get_state, subscribe, middleware.
+
+Every state change is reduced under one lock; listeners are called after the lock is
+released, on the dispatching thread, in every configuration (a recorder such as the
+devtools runs *inside* the lock through :class:`Recorder`, never by wrapping dispatch in
+it). A listener may dispatch again, from any thread, without deadlocking.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from promptstate.core.state import Action, State
+from promptstate.core.actions import Action
+from promptstate.core.state import State
 
-__all__ = ["Dispatch", "GetState", "Listener", "Middleware", "Reducer", "Store"]
+__all__ = [
+    "Dispatch",
+    "GetState",
+    "Listener",
+    "Middleware",
+    "Recorder",
+    "Reducer",
+    "Store",
+    "Transaction",
+]
+
+log = logging.getLogger("promptstate")
 
 Reducer = Callable[[State, Action], State]
 GetState = Callable[[], State]
@@ -18,14 +37,36 @@ Listener = Callable[[], None]
 Middleware = Callable[["Store"], Callable[[Dispatch], Dispatch]]
 
 
-class Store:
-    """Holds the state; every change goes through :meth:`dispatch`.
+class Recorder(Protocol):
+    """A history kept in step with the store (the devtools), called under its lock."""
 
-    ``dispatch`` accepts an :class:`Action` (reduced under a lock, so dispatches from a
-    widget's subshell thread and from the kernel's loop never interleave) or a thunk:
-    any callable, called as ``thunk(dispatch, get_state)``; its return value (a coroutine
-    for async thunks) is returned to the caller. Listeners run after the lock is released,
-    on the dispatching thread, and should read ``get_state()`` rather than keep copies.
+    def live_state(self, current: State) -> State:
+        """The state a new action applies to (the present, even while viewing the past)."""
+
+    def latest_state(self) -> State:
+        """The state after the newest action (the present, even while viewing the past)."""
+
+    def next_index(self) -> int:
+        """The index the next recorded action will get."""
+
+    def record(self, action: Action, state: State) -> None:
+        """Remember ``action`` and the state it produced."""
+
+
+class Transaction:
+    """An action built from the state inside the store's lock (see :meth:`Store.transact`)."""
+
+    __slots__ = ("build",)
+
+    def __init__(self, build: Callable[[State, int], Action]) -> None:
+        self.build = build
+
+
+class Store:
+    """Holds the state; every change goes through :meth:`dispatch` or :meth:`transact`.
+
+    ``dispatch`` accepts an :class:`Action` or a thunk (any callable, called as
+    ``thunk(dispatch, get_state)``; its return value is returned).
 
     Parameters
     ----------
@@ -34,11 +75,18 @@ class Store:
     state : State
         The initial state.
     middleware : sequence of callables
-        Redux-style ``mw(store)(next)(action)``; the first wraps all the others.
+        Redux-style ``mw(store)(next)(action)``; the first wraps all the others. They
+        see :class:`Transaction` objects as well as actions.
+    recorder : Recorder, optional
+        Called under the lock for every reduced action.
     """
 
     def __init__(
-        self, reducer: Reducer, state: State, middleware: tuple[Middleware, ...] = ()
+        self,
+        reducer: Reducer,
+        state: State,
+        middleware: tuple[Middleware, ...] = (),
+        recorder: Recorder | None = None,
     ) -> None:
         self._reducer = reducer
         self._state = state
@@ -46,7 +94,7 @@ class Store:
         self._listeners: dict[int, Listener] = {}
         self._next_token = 0
         self._action_count = 0
-        self.listener_errors: list[BaseException] = []
+        self._recorder = recorder
         dispatch: Dispatch = self._base_dispatch
         for mw in reversed(middleware):
             dispatch = mw(self)(dispatch)
@@ -54,7 +102,7 @@ class Store:
 
     @property
     def lock(self) -> threading.RLock:
-        """The lock every state change holds (history middleware shares it)."""
+        """The lock every state change holds."""
         return self._lock
 
     @property
@@ -63,16 +111,39 @@ class Store:
         return self._action_count
 
     def get_state(self) -> State:
-        """The current state (an immutable object: safe to keep, never stale-mutated)."""
+        """The current state (an immutable object: safe to keep, never mutated)."""
         return self._state
+
+    def present_state(self) -> State:
+        """The state after the newest action, even while the devtools show the past.
+
+        Effects read this: a run in flight lives in the present, and a jump made while
+        it runs must not make it read a state in which it does not exist yet.
+        """
+        with self._lock:
+            recorder = self._recorder
+            return self._state if recorder is None else recorder.latest_state()
 
     def dispatch(self, action: Any) -> Any:
         """Dispatch an action or a thunk; see the class docstring."""
-        if isinstance(action, Action):
+        if isinstance(action, Action | Transaction):
             return self._dispatch_chain(action)
         if callable(action):
             return action(self.dispatch, self.get_state)
         raise TypeError(f"dispatch() takes an Action or a thunk, not {type(action).__name__}")
+
+    def transact(self, build: Callable[[State, int], Action]) -> Action:
+        """Build an action from the live state and reduce it, atomically.
+
+        ``build(state, index)`` runs under the store lock with the state the action will
+        apply to and the action's history index; whatever it returns is reduced before
+        any other change can land, so an action that snapshots the state (a send) can
+        never be built from a value that is already stale. If ``build`` raises, nothing
+        changes and the error propagates.
+        """
+        result = self._dispatch_chain(Transaction(build))
+        assert isinstance(result, Action)
+        return result
 
     def replace_state(self, state: State) -> None:
         """Swap in a whole state (devtools jump/import) and notify listeners."""
@@ -80,25 +151,58 @@ class Store:
             self._state = state
         self._notify()
 
-    def _base_dispatch(self, action: Any) -> Any:
-        if not isinstance(action, Action):
-            return self.dispatch(action)
+    def swap_state(self, state: State) -> None:
+        """Swap in a whole state without notifying; the caller holds :attr:`lock` and
+        calls :meth:`notify` once it has released it."""
         with self._lock:
-            old = self._state
-            new = self._reducer(old, action)
-            self._state = new
-            self._action_count += 1
-        if new is not old:
-            self._notify()
+            self._state = state
+
+    def notify(self) -> None:
+        """Call every listener now (never call this while holding :attr:`lock`)."""
+        self._notify()
+
+    def _base_dispatch(self, action: Any) -> Any:
+        if not isinstance(action, Action | Transaction):
+            return self.dispatch(action)
+        changed = False
+        try:
+            with self._lock:
+                old = self._state
+                recorder = self._recorder
+                base = old if recorder is None else recorder.live_state(old)
+                # The recorder has left the past: the store follows at once, so a build
+                # that refuses below cannot leave it showing the past (and the next
+                # send rendering from it) while the devtools says "live".
+                self._state = base
+                changed = base is not old
+                if isinstance(action, Transaction):
+                    index = self._action_count if recorder is None else recorder.next_index()
+                    action = action.build(base, index)
+                    if not isinstance(action, Action):
+                        raise TypeError("a transaction must build an Action")
+                new = self._reducer(base, action)
+                self._state = new
+                self._action_count += 1
+                if recorder is not None:
+                    recorder.record(action, new)
+                changed = new is not old
+        finally:
+            if changed:
+                self._notify()
         return action
 
     def _notify(self) -> None:
         for listener in list(self._listeners.values()):
             try:
                 listener()
-            except Exception as exc:  # a broken view must not break the store
-                self.listener_errors.append(exc)
-                del self.listener_errors[:-20]
+            except Exception:  # a broken view must not break the store
+                log.exception("promptstate: a store listener raised")
+
+    @property
+    def listener_count(self) -> int:
+        """How many listeners are subscribed (views unsubscribe when closed)."""
+        with self._lock:
+            return len(self._listeners)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener()`` after every state change; returns ``unsubscribe``."""

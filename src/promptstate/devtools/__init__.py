@@ -1,3 +1,5 @@
-"""devtools layer."""
+"""Devtools: the action history, time travel, export and import."""
 
-__all__: list[str] = []
+from promptstate.devtools.recorder import ActionRecord, DevTools, HistoryIndexError
+
+__all__ = ["ActionRecord", "DevTools", "HistoryIndexError"]

@@ -1,3 +1,3 @@
-"""engine layer."""
+"""Effects and sweeps, receiving an injected :class:`~promptstate.engine.ports.Runtime`."""
 
 __all__: list[str] = []

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptstate.errors import InvalidPromptError, PromptFileError, TemplateError
+from promptstate.errors import InvalidPromptError, PromptFileError, PromptStateError, TemplateError
 from promptstate.models.template import parse
 
 __all__ = [
@@ -69,6 +69,12 @@ def normalize_value(name: str, value: object) -> str:
     from promptstate.errors import VariableError
 
     if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise VariableError(
+                f"variable {name!r}: not valid Unicode text (a lone surrogate?)"
+            ) from None
         return value
     if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
         return json.dumps(value)
@@ -236,18 +242,41 @@ def prompt_from_dict(data: object, where: str = "prompt") -> Prompt:
     )
 
 
+# a prompt file is small; these bound what a hostile one can cost before validation
+MAX_PROMPT_FILE_BYTES = 4 * 1024 * 1024
+MAX_YAML_ALIASES = 100
+
+
+def _load_yaml(text: str) -> Any:
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        aliases = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                _Loader.aliases += 1
+                if _Loader.aliases > MAX_YAML_ALIASES:
+                    raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=_Loader)
+
+
 def load_prompt_file(path: Path) -> list[Prompt]:
     """Read one YAML or JSON prompt file: a prompt mapping, a list, or ``{prompts: [...]}``."""
     import yaml
 
     try:
+        if path.stat().st_size > MAX_PROMPT_FILE_BYTES:
+            raise PromptFileError(str(path), f"larger than {MAX_PROMPT_FILE_BYTES} bytes")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PromptFileError(str(path), f"cannot read: {exc}") from None
     try:
         is_json = path.suffix.lower() == ".json"
-        data = json.loads(text) if is_json else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
+        data = json.loads(text) if is_json else _load_yaml(text)
+    except (ValueError, yaml.YAMLError, RecursionError) as exc:
         raise PromptFileError(str(path), f"not valid {path.suffix[1:].upper()}: {exc}") from None
     if isinstance(data, Mapping) and "prompts" in data and "messages" not in data:
         data = data["prompts"]
@@ -258,7 +287,7 @@ def load_prompt_file(path: Path) -> list[Prompt]:
         where = f"prompt #{i + 1}" if isinstance(data, list) else "prompt"
         try:
             p = prompt_from_dict(item, where)
-        except (InvalidPromptError, TemplateError) as exc:
+        except PromptStateError as exc:
             raise PromptFileError(str(path), str(exc)) from None
         except RecursionError:
             raise PromptFileError(str(path), f"{where}: structure nested too deeply") from None

@@ -14,13 +14,14 @@ the HTTP stream closes as soon as the consumer stops::
 from typing import TYPE_CHECKING, Any
 
 from promptstate.errors import (
+    ProviderConfigError,
     ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
     ProviderStreamError,
     ProviderTimeoutError,
 )
-from promptstate.providers._base import (
+from promptstate.models.provider import (
     AttemptStarted,
     ChatRequest,
     Provider,
@@ -29,6 +30,8 @@ from promptstate.providers._base import (
     TextDelta,
     Timeouts,
     UsageInfo,
+    validate_model,
+    validate_settings,
 )
 from promptstate.providers._echo import Echo
 
@@ -43,6 +46,7 @@ __all__ = [
     "Echo",
     "OpenAICompatible",
     "Provider",
+    "ProviderConfigError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderHTTPError",
@@ -53,6 +57,8 @@ __all__ = [
     "TextDelta",
     "Timeouts",
     "UsageInfo",
+    "validate_model",
+    "validate_settings",
 ]
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from contextlib import aclosing
 from typing import Any
 
 import httpx
 
 from promptstate.errors import ProviderStreamError
-from promptstate.providers._base import (
+from promptstate.models.provider import (
     ChatRequest,
     RetryPolicy,
     StreamEvent,
@@ -17,8 +17,10 @@ from promptstate.providers._base import (
     Timeouts,
     UsageInfo,
 )
-from promptstate.providers._http import HTTPProvider, TransportArg
-from promptstate.providers._retry import RetryableError
+from promptstate.providers._http import HTTPProvider
+from promptstate.providers._retry import Deadline, RetryableError
+from promptstate.providers._sse import DEFAULT_MAX_EVENT_BYTES
+from promptstate.providers._transport import TransportArg
 
 __all__ = ["Anthropic"]
 
@@ -44,10 +46,11 @@ class Anthropic(HTTPProvider):
     base_url : str, optional
         Defaults to ``$ANTHROPIC_BASE_URL`` or ``https://api.anthropic.com``.
     api_key : str, optional
-        Sent as ``x-api-key``. Defaults to ``$ANTHROPIC_API_KEY``. Never shown in reprs
-        or error messages.
+        Sent as ``x-api-key``. Defaults to ``$ANTHROPIC_API_KEY``; surrounding
+        whitespace is stripped. Never shown in reprs or error messages.
     retry : RetryPolicy
     timeouts : Timeouts
+        ``connect``, ``read`` and the ``total`` deadline of a call (600 s by default).
     max_concurrency : int
         Calls the engine runs at once against this provider.
     headers : mapping, optional
@@ -58,6 +61,13 @@ class Anthropic(HTTPProvider):
         :meth:`aclose` and a change of event loop; an instance serves one client.
     anthropic_version : str
         The ``anthropic-version`` header.
+    secret_headers : iterable of str, optional
+        Names of more ``headers`` whose values are credentials. Values of headers whose
+        name contains ``auth``, ``key``, ``token``, ``secret``, ``passw``, ``cookie`` or
+        ``credential`` are treated so anyway; all are redacted from every error.
+    max_event_bytes : int
+        The largest SSE event (or non-streaming JSON reply) accepted, 16 MiB by default;
+        a larger one fails the call with :class:`~promptstate.ProviderStreamError`.
     """
 
     default_name = "anthropic"
@@ -77,6 +87,9 @@ class Anthropic(HTTPProvider):
         headers: Mapping[str, str] | None = None,
         transport: TransportArg = None,
         anthropic_version: str = "2023-06-01",
+        *,
+        secret_headers: Iterable[str] = (),
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         super().__init__(
             name=name,
@@ -87,6 +100,8 @@ class Anthropic(HTTPProvider):
             max_concurrency=max_concurrency,
             headers=headers,
             transport=transport,
+            secret_headers=secret_headers,
+            max_event_bytes=max_event_bytes,
         )
         self.anthropic_version = anthropic_version
 
@@ -130,12 +145,14 @@ class Anthropic(HTTPProvider):
             events.append(UsageInfo(_input_tokens(usage), _int(usage.get("output_tokens"))))
         return events
 
-    async def _parse_stream(self, response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
+    async def _parse_stream(
+        self, response: httpx.Response, deadline: Deadline
+    ) -> AsyncGenerator[StreamEvent, None]:
         input_tokens: int | None = None
         output_tokens: int | None = None
         saw_usage = False
         stopped = False
-        async with aclosing(self._sse(response)) as batches:
+        async with aclosing(self._sse(response, deadline)) as batches:
             async for batch in batches:
                 for sse in batch:
                     # Read on to the end of the body after message_stop so the connection
@@ -179,10 +196,8 @@ class Anthropic(HTTPProvider):
         kind = str(err.get("type", "")) if isinstance(err, dict) else ""
         message = str(err.get("message", err)) if isinstance(err, dict) else str(err)
         # status_code stays None: the HTTP status of this response was 200.
-        error = ProviderStreamError(
-            self._redact(f"{self.name}: error event in stream: {message} ({kind or 'unknown'})")
-        )
-        return RetryableError(error, kind) if kind in _TRANSIENT_ERROR_KINDS else error
+        error = self._stream_failure(f"error event in stream: {message} ({kind or 'unknown'})")
+        return self._retryable(error, kind) if kind in _TRANSIENT_ERROR_KINDS else error
 
 
 def _int(value: Any, default: int | None = None) -> int | None:

@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator
 
 from promptstate.errors import ProviderError
-from promptstate.providers._base import (
+from promptstate.models.provider import (
     AttemptStarted,
     ChatRequest,
     Provider,
@@ -15,6 +15,7 @@ from promptstate.providers._base import (
     TextDelta,
     UsageInfo,
 )
+from promptstate.models.redact import redact
 
 __all__ = ["Echo"]
 
@@ -63,7 +64,7 @@ class Echo(Provider):
                 yield TextDelta(reply)
         failure = request.settings.get("echo_error")
         if failure:
-            raise ProviderError(f"echo: {failure}")
+            raise ProviderError(redact(f"echo: {failure}"))
         yield UsageInfo(
             input_tokens=sum(len(m["content"].split()) for m in request.messages),
             output_tokens=len(reply.split()),

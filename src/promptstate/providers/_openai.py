@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 
 from promptstate.errors import ProviderStreamError
-from promptstate.providers._base import ChatRequest, StreamEvent, TextDelta, UsageInfo
+from promptstate.models.provider import ChatRequest, StreamEvent, TextDelta, UsageInfo
 from promptstate.providers._http import HTTPProvider
-from promptstate.providers._retry import RetryableError
+from promptstate.providers._retry import Deadline, RetryableError
 
 __all__ = ["OpenAICompatible"]
 
@@ -28,12 +28,16 @@ class OpenAICompatible(HTTPProvider):
         Prefix in model strings, e.g. ``"openai"`` or ``"local"``.
     base_url : str, optional
         Up to and including ``/v1``. Defaults to ``$OPENAI_BASE_URL`` or
-        ``https://api.openai.com/v1``.
+        ``https://api.openai.com/v1``. A query string (``?api-version=...``) is kept
+        and sent; credentials in it or in user info (``https://user:pw@host``, sent as
+        Basic auth) are redacted, and :attr:`base_url` shows the URL without them.
     api_key : str, optional
         Sent as a bearer token. Defaults to ``$OPENAI_API_KEY``; local servers may need
-        none. Never shown in reprs or error messages.
+        none. Surrounding whitespace (a trailing newline) is stripped. Never shown in
+        reprs or error messages.
     retry : RetryPolicy
     timeouts : Timeouts
+        ``connect``, ``read`` and the ``total`` deadline of a call (600 s by default).
     max_concurrency : int
         Calls the engine runs at once against this provider.
     headers : mapping, optional
@@ -42,6 +46,13 @@ class OpenAICompatible(HTTPProvider):
         Replaces httpx's network transport (e.g. ``httpx_aiohttp.AiohttpTransport``).
         Pass a zero-argument factory to get a fresh one per client, which survives
         :meth:`aclose` and a change of event loop; an instance serves one client.
+    secret_headers : iterable of str, optional
+        Names of more ``headers`` whose values are credentials. Values of headers whose
+        name contains ``auth``, ``key``, ``token``, ``secret``, ``passw``, ``cookie`` or
+        ``credential`` are treated so anyway; all are redacted from every error.
+    max_event_bytes : int
+        The largest SSE event (or non-streaming JSON reply) accepted, 16 MiB by default;
+        a larger one fails the call with :class:`~promptstate.ProviderStreamError`.
 
     Notes
     -----
@@ -82,10 +93,12 @@ class OpenAICompatible(HTTPProvider):
             events.append(usage)
         return events
 
-    async def _parse_stream(self, response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
+    async def _parse_stream(
+        self, response: httpx.Response, deadline: Deadline
+    ) -> AsyncGenerator[StreamEvent, None]:
         usage: UsageInfo | None = None
         finished = done = False
-        async with aclosing(self._sse(response)) as batches:
+        async with aclosing(self._sse(response, deadline)) as batches:
             async for batch in batches:
                 for sse in batch:
                     # Read on to the end of the body after [DONE]: a fully read response
@@ -122,11 +135,9 @@ class OpenAICompatible(HTTPProvider):
         else:
             message, kind = str(err), ""
         suffix = f" ({kind})" if kind else ""
-        error = ProviderStreamError(
-            self._redact(f"{self.name}: error event in stream: {message}{suffix}")
-        )
+        error = self._stream_failure(f"error event in stream: {message}{suffix}")
         if any(word in kind for word in _TRANSIENT_ERROR_WORDS):
-            return RetryableError(error, kind)
+            return self._retryable(error, kind)
         return error
 
 

@@ -1,18 +1,78 @@
-"""Retry loop shared by the HTTP providers: backoff, ``Retry-After``, attempt events."""
+"""Retry loop shared by the HTTP providers: backoff, ``Retry-After``, attempt events.
+
+The total deadline lives here too: :class:`Deadline` is started when a call's stream is
+first consumed and bounds every attempt, every backoff sleep and every network read of
+that call.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
+from typing import TypeVar
 
-from promptstate.errors import ProviderError
-from promptstate.providers._base import AttemptStarted, RetryPolicy, StreamEvent, TextDelta
+from promptstate.errors import ProviderError, ProviderTimeoutError
+from promptstate.models.provider import AttemptStarted, RetryPolicy, StreamEvent, TextDelta
 
-__all__ = ["RetryableError", "backoff_delay", "parse_retry_after", "stream_with_retries"]
+__all__ = [
+    "Deadline",
+    "RetryableError",
+    "backoff_delay",
+    "parse_retry_after",
+    "stream_with_retries",
+]
+
+_log = logging.getLogger("promptstate")
+_T = TypeVar("_T")
+
+
+class Deadline:
+    """The end of one call's total time budget, in event-loop time.
+
+    Parameters
+    ----------
+    total : float
+        Seconds from now.
+    name : str
+        The provider's name, for the error message.
+    """
+
+    __slots__ = ("name", "total", "when")
+
+    def __init__(self, total: float, name: str) -> None:
+        self.total = total
+        self.name = name
+        self.when = asyncio.get_running_loop().time() + total
+
+    def remaining(self) -> float:
+        """Seconds left (negative once passed)."""
+        return self.when - asyncio.get_running_loop().time()
+
+    def error(self) -> ProviderTimeoutError:
+        """The error a call that ran out of time ends with."""
+        return ProviderTimeoutError(
+            f"{self.name}: timed out: exceeded total deadline of {self.total:g}s"
+        )
+
+    async def run(self, awaitable: Awaitable[_T]) -> _T:
+        """Await ``awaitable``, raising :meth:`error` if the deadline passes first.
+
+        Wraps single awaits (one network read, one send), never a ``yield``: a timeout
+        held across a yield would cancel whatever the consumer awaits in between.
+        """
+        timeout = asyncio.timeout_at(self.when)
+        try:
+            async with timeout:
+                return await awaitable
+        except TimeoutError:
+            if timeout.expired():
+                raise self.error() from None
+            raise
 
 
 class RetryableError(Exception):
@@ -74,14 +134,20 @@ def backoff_delay(
 
 async def stream_with_retries(
     policy: RetryPolicy,
-    attempt: Callable[[], AsyncGenerator[StreamEvent, None]],
+    attempt: Callable[[Deadline], AsyncGenerator[StreamEvent, None]],
+    total: float,
+    name: str,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncGenerator[StreamEvent, None]:
-    """Run ``attempt()`` until it completes, retrying :class:`RetryableError` failures.
+    """Run ``attempt(deadline)`` until it completes, retrying :class:`RetryableError`.
 
     A retry is only allowed while no :class:`TextDelta` has been yielded for this call:
-    text already shown to the caller cannot be taken back.
+    text already shown to the caller cannot be taken back. The whole call, retries and
+    backoff included, must end within ``total`` seconds: ``attempt`` bounds its awaits
+    with the :class:`Deadline` it is given, and a backoff that would end past it is not
+    slept (the last failure is raised instead).
     """
+    deadline = Deadline(total, name)
     number = 1
     reason: str | None = None
     delay = 0.0
@@ -91,17 +157,28 @@ async def stream_with_retries(
             await sleep(delay)
         text_sent = False
         try:
-            async with aclosing(attempt()) as events:
+            async with aclosing(attempt(deadline)) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):
                         text_sent = True
                     yield event
             return
         except RetryableError as failure:
-            if text_sent or number >= max(policy.max_attempts, 1):
+            if text_sent or number >= policy.max_attempts:
+                raise _final(failure.error, number) from failure.error.__cause__
+            delay = backoff_delay(policy, number, failure.retry_after)
+            if delay >= deadline.remaining():
+                _log.info(
+                    "%s: not retrying after attempt %d (%s): a %.3gs backoff would pass "
+                    "the total deadline of %gs",
+                    name,
+                    number,
+                    failure.reason,
+                    delay,
+                    total,
+                )
                 raise _final(failure.error, number) from failure.error.__cause__
             reason = failure.reason
-            delay = backoff_delay(policy, number, failure.retry_after)
             number += 1
         except ProviderError as error:
             error.attempts = number

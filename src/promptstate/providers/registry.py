@@ -6,8 +6,9 @@ import contextlib
 import threading
 from collections.abc import Iterable
 
-from promptstate.errors import UnknownProviderError
-from promptstate.providers._base import Provider
+from promptstate.errors import ProviderConfigError, UnknownProviderError
+from promptstate.models.provider import Provider, validate_model
+from promptstate.models.redact import secrets as registered_secrets
 from promptstate.providers._echo import Echo
 
 __all__ = ["ProviderRegistry"]
@@ -46,7 +47,15 @@ class ProviderRegistry:
         raise UnknownProviderError(name, [*known, "openai", "anthropic"])
 
     def resolve(self, model: str) -> tuple[str, str, Provider]:
-        """Split ``"provider:model"`` (``"echo"`` alone is allowed) and find the provider."""
+        """Split ``"provider:model"`` (``"echo"`` alone is allowed) and find the provider.
+
+        Raises
+        ------
+        UnknownProviderError
+            No provider has that prefix (or ``model`` is empty).
+        ProviderConfigError
+            Nothing, or a name with control characters, after the prefix (``"openai:"``).
+        """
         if not isinstance(model, str) or not model:
             raise UnknownProviderError(repr(model))
         name, sep, rest = model.partition(":")
@@ -54,19 +63,20 @@ class ProviderRegistry:
             if name == "echo":
                 return "echo", "echo", self.get("echo")
             raise UnknownProviderError(name, [*self._providers, "openai", "anthropic"])
-        return name, rest or name, self.get(name)
+        provider = self.get(name)
+        if not rest and name != "echo":
+            # "openai:" would otherwise send the model name "openai"
+            raise ProviderConfigError(f"model string {model!r} names no model after {name!r}:")
+        return name, validate_model(rest) if rest else name, provider
 
     def secrets(self) -> list[str]:
-        """API keys of the configured providers (for redaction; never logged)."""
-        with self._lock:
-            provs = list(self._providers.values())
-        out = []
-        for p in provs:
-            holder = getattr(p, "_api_key", None)
-            key = holder.get() if holder is not None and hasattr(holder, "get") else None
-            if isinstance(key, str) and key:
-                out.append(key)
-        return out
+        """Every secret registered for redaction (API keys, secret headers, URL parts).
+
+        Providers register theirs with :func:`promptstate.models.redact.add_secret`
+        when they are built; this is that process-wide set, for callers that scan
+        text themselves. Never log it.
+        """
+        return sorted(registered_secrets())
 
     def names(self) -> list[str]:
         """Configured prefixes."""

@@ -1,9 +1,11 @@
-"""Read-only SQL for the run-history widget: only plain SELECTs over the log's tables.
+"""Friendlier errors for the read-only SQL path.
 
-Refused: anything but SELECT/EXPLAIN (writes, ATTACH, COPY, INSTALL/LOAD, SET, PRAGMA...),
-table functions that read files or run SQL (``read_csv``, ``glob``, ``query``...), and
-string "tables" that DuckDB would open as files (``FROM 'data.csv'``). The check walks
-DuckDB's own parse tree (``json_serialize_sql``), not the text.
+This is not what makes the path read-only: DuckDB does that (every run-log connection
+forbids file and network access and extension loading, with its configuration locked,
+and a read-only query runs in a ``READ ONLY`` transaction that cannot write). This check
+runs first only so that a refused query gets a message that says why: anything but
+SELECT/EXPLAIN, table functions that read files or run SQL, string "tables" that DuckDB
+would open as files. It walks DuckDB's own parse tree (``json_serialize_sql``).
 """
 
 from __future__ import annotations

@@ -1,3 +1,6 @@
-"""session layer."""
+"""The composition root: ``Session`` wires the layers; ``Instance`` is a thin handle."""
 
-__all__: list[str] = []
+from promptstate.session.instance import Instance
+from promptstate.session.session import Session
+
+__all__ = ["Instance", "Session"]

@@ -1,56 +1,77 @@
-"""Where the front-end files are (shipped in the wheel, or the checkout's ``js/``), and
-the module and stylesheet text each widget serves.
+"""The built front end each widget serves: ``static/<name>`` next to this module.
 
-anywidget loads a module from one string, so modules cannot import each other: every
-module is served as ``common.js`` (shared DOM helpers) followed by the widget's own file,
-and every stylesheet as ``theme.css`` followed by the widget's own rules.
+``js/build.mjs`` (``npm run build``) bundles ``js/src/`` with esbuild into
+``promptstate/widgets/static/``: one self-contained ES module per widget and one
+stylesheet per family, the shared helpers and theme bundled in. The hatch build hook
+(``hatch_build.py``) runs it for ``pip install -e .`` and for wheels; the bundle is never
+committed. Widgets set ``_esm``/``_css`` to these paths and anywidget reads the files;
+with ``ANYWIDGET_HMR=1`` (and ``watchfiles`` installed) an editable install also pushes
+every rebuild (``npm run watch``) to the open widgets.
 """
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from pathlib import Path
 
-__all__ = ["asset", "asset_dir", "module", "stylesheet"]
+__all__ = ["STATIC_DIR", "asset", "module", "stylesheet"]
 
+_log = logging.getLogger("promptstate")
 
-@cache
-def asset_dir() -> Path:
-    """The directory holding the front-end files.
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
-    The wheel maps the repository's ``js/`` to ``promptstate/widgets/static/``; an
-    editable install or ``PYTHONPATH=src`` has no ``static/``, so fall back to ``js/``.
-    """
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "static", here.parents[2] / "js"):
-        if (candidate / "widget.js").is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"promptstate widget assets not found in {here / 'static'} or the checkout's js/"
-    )
+# A source checkout (an editable install) has the sources beside the bundle.
+_SOURCES = STATIC_DIR.parents[3] / "js" / "src"
 
 
 def asset(name: str) -> Path:
-    """One front-end file by name (``devtools.js``, ``panels.css``...), checked to exist."""
-    path = asset_dir() / name
+    """One built front-end file by name (``widget.js``, ``panels.css``...).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the front end was never built, with the command that builds it.
+    """
+    path = STATIC_DIR / name
     if not path.is_file():
-        raise FileNotFoundError(f"promptstate widget asset {name!r} not found in {path.parent}")
+        raise FileNotFoundError(
+            f"promptstate's widget front end is not built: {path} is missing. "
+            "In a source checkout run `npm ci && npm run build` (or `pip install -e .`, "
+            "whose build hook runs them); a wheel of promptstate always ships it."
+        )
+    _warn_if_stale()
     return path
 
 
-def module(name: str) -> str:
-    """The ES module a widget serves: the shared helpers, then ``name``."""
-    return (
-        asset("common.js").read_text(encoding="utf-8")
-        + "\n"
-        + asset(name).read_text(encoding="utf-8")
-    )
+def module(name: str) -> Path:
+    """The bundled ES module a widget serves as ``_esm`` (``widget.js``, ``devtools.js``...)."""
+    return asset(name)
 
 
-def stylesheet(name: str) -> str:
-    """The stylesheet a widget serves: the shared theme, then ``name``."""
-    return (
-        asset("theme.css").read_text(encoding="utf-8")
-        + "\n"
-        + asset(name).read_text(encoding="utf-8")
+def stylesheet(name: str) -> Path:
+    """The bundled stylesheet a widget serves as ``_css`` (``widget.css``, ``panels.css``)."""
+    return asset(name)
+
+
+@cache
+def _warn_if_stale() -> None:
+    # In a checkout, a source edited after the last build would silently not show.
+    # js/build.mjs touches the static/ folder on every build (it leaves unchanged
+    # bundles alone, so their own times say nothing).
+    if not _SOURCES.is_dir():
+        return
+    built = STATIC_DIR.stat().st_mtime
+    newer = sorted(
+        str(p.relative_to(_SOURCES))
+        for p in _SOURCES.rglob("*")
+        if p.is_file() and p.stat().st_mtime > built
     )
+    if newer:
+        _log.warning(
+            "%d file(s) in js/src/ changed after the widget front end was built (%s): "
+            "run `npm run build` (or keep `npm run watch` running) to rebuild %s",
+            len(newer),
+            ", ".join(newer[:3]),
+            STATIC_DIR,
+        )

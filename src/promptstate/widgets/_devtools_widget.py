@@ -5,18 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import immutables
 import traitlets
 
-from promptstate.core.serialize import state_to_dict
-from promptstate.core.state import State
 from promptstate.devtools.recorder import ActionRecord, HistoryIndexError
 from promptstate.errors import StateImportError
 from promptstate.widgets._assets import module
-from promptstate.widgets._panel import PanelWidget, describe, dumps, json_safe, redact, truncate
+from promptstate.widgets._panel import PanelWidget, describe, json_safe, redact, truncate
 from promptstate.widgets._panel_messages import (
     ActionDetail,
     ActionRow,
@@ -26,101 +22,21 @@ from promptstate.widgets._panel_messages import (
     req_int,
     req_str,
 )
+from promptstate.widgets._state_diff import state_diff
 
 if TYPE_CHECKING:
     from promptstate.session.session import Session
 
-__all__ = ["DevTools", "state_diff"]
+__all__ = ["CHUNK_ACTION", "DevTools", "state_diff"]
 
 # A payload shown in the detail pane is cut to this many characters of JSON; long
 # strings inside it (a 10 MB variable value) are cut first.
 _PAYLOAD_LIMIT = 50_000
 _PAYLOAD_STRING_LIMIT = 2_000
-_DIFF_VALUE_LIMIT = 300
 _DIFF_MAX_ENTRIES = 200
 _MAX_INSTANCE_IDS = 200
-
-_SLICES = ("prompts", "instances", "runs")
-_EMPTY = State()
-
-
-# -- state diff ------------------------------------------------------------------------------
-
-
-def _entity(slice_: str, key: str, value: Any) -> Any:
-    """One entity of a slice as in an export (``state_to_dict`` of a one-entity state)."""
-    if value is None:
-        return None
-    changes: dict[str, Any] = {slice_: immutables.Map({key: value})}
-    mini = replace(_EMPTY, **changes)
-    return state_to_dict(mini)[slice_][key]
-
-
-def _short(value: Any) -> str:
-    return truncate(dumps(value), _DIFF_VALUE_LIMIT)
-
-
-def _diff_values(path: str, old: Any, new: Any, out: list[DiffEntry]) -> None:
-    if old == new:
-        return
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in dict.fromkeys([*old, *new]):
-            sub = f"{path}.{k}"
-            if k not in old:
-                out.append(DiffEntry(path=sub, op="add", old=None, new=_short(new[k])))
-            elif k not in new:
-                out.append(DiffEntry(path=sub, op="remove", old=_short(old[k]), new=None))
-            else:
-                _diff_values(sub, old[k], new[k], out)
-        return
-    if isinstance(old, list) and isinstance(new, list):
-        for i in range(max(len(old), len(new))):
-            sub = f"{path}[{i}]"
-            if i >= len(old):
-                out.append(DiffEntry(path=sub, op="add", old=None, new=_short(new[i])))
-            elif i >= len(new):
-                out.append(DiffEntry(path=sub, op="remove", old=_short(old[i]), new=None))
-            else:
-                _diff_values(sub, old[i], new[i], out)
-        return
-    out.append(DiffEntry(path=path, op="change", old=_short(old), new=_short(new)))
-
-
-def state_diff(before: State, after: State) -> list[DiffEntry]:
-    """The paths that differ between two states, with old and new values as JSON text.
-
-    Entities are compared by identity first (the state is immutable and shared
-    structurally), so only the prompts, instances and runs an action touched are
-    serialized.
-    """
-    out: list[DiffEntry] = []
-    if before is after:
-        return out
-    for slice_ in _SLICES:
-        a: immutables.Map[str, Any] = getattr(before, slice_)
-        b: immutables.Map[str, Any] = getattr(after, slice_)
-        if a is b:
-            continue
-        for key in dict.fromkeys([*a.keys(), *b.keys()]):
-            va, vb = a.get(key), b.get(key)
-            if va is vb:
-                continue
-            path = f"{slice_}.{key}"
-            da, db = _entity(slice_, key, va), _entity(slice_, key, vb)
-            if da is None:
-                out.append(DiffEntry(path=path, op="add", old=None, new=_short(db)))
-            elif db is None:
-                out.append(DiffEntry(path=path, op="remove", old=_short(da), new=None))
-            else:
-                _diff_values(path, da, db, out)
-    if before.instance_ids != after.instance_ids:
-        _diff_values("instance_ids", list(before.instance_ids), list(after.instance_ids), out)
-    for slice_ in ("scoped", "ui"):
-        if getattr(before, slice_) is not getattr(after, slice_):
-            da = state_to_dict(replace(_EMPTY, **{slice_: getattr(before, slice_)}))[slice_]
-            db = state_to_dict(replace(_EMPTY, **{slice_: getattr(after, slice_)}))[slice_]
-            _diff_values(slice_, da, db, out)
-    return out
+# The action each streamed chunk records (most of a short notebook's history).
+CHUNK_ACTION = "runs/chunk_received"
 
 
 def _cut_strings(value: Any) -> Any:
@@ -171,6 +87,8 @@ class DevTools(PanelWidget):
     instance_ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
     selected = traitlets.Int(None, allow_none=True).tag(sync=True)
     detail = traitlets.Dict().tag(sync=True)
+    show_chunks = traitlets.Bool(False).tag(sync=True)
+    hidden_chunks = traitlets.Int(0).tag(sync=True)
 
     def __init__(self, session: Session, *, window: int = 200, **kwargs: Any) -> None:
         if not hasattr(session, "devtools") or not hasattr(session, "store"):
@@ -184,26 +102,25 @@ class DevTools(PanelWidget):
         self._session = session  # read by _collect, before the comm opens with the list
         initial = self._collect(window=window)
         super().__init__(session, window=window, **initial, **kwargs)
-        self._unsubscribe: Callable[[], None] = session.devtools.subscribe(self.request_refresh)
+
+    def _store_changed(self) -> None:
+        self.request_refresh()
 
     # -- history -> traits -------------------------------------------------------------------
 
-    def _secrets(self) -> list[str]:
-        return self._session.providers.secrets()
-
-    def _row(self, rec: ActionRecord, instance_id: str | None, secrets: list[str]) -> ActionRow:
+    def _row(self, rec: ActionRecord, instance_id: str | None) -> ActionRow:
         cached = self._rows.get(rec.index)
-        if cached is not None and cached[0] is rec.payload and cached[1] == rec.skipped:
+        if cached is not None and cached[0] is rec.action and cached[1] == rec.skipped:
             return cached[2]
         row = ActionRow(
             index=rec.index,
             type=rec.type,
             instance_id=instance_id,
-            summary=redact(rec.summary, secrets),
+            summary=redact(rec.summary),
             timestamp=rec.timestamp,
             skipped=rec.skipped,
         )
-        self._rows[rec.index] = (rec.payload, rec.skipped, row)
+        self._rows[rec.index] = (rec.action, rec.skipped, row)
         return row
 
     def _refresh(self) -> None:
@@ -213,7 +130,6 @@ class DevTools(PanelWidget):
         """Trait values for the current history, filters and selection."""
         dt = self._session.devtools
         records = dt.actions
-        secrets = self._secrets()
         # Run lifecycle actions after "pending" name only their request: map it back.
         owner: dict[str, str] = {}
         for rec in records:
@@ -234,6 +150,10 @@ class DevTools(PanelWidget):
             return None
 
         ftype, finst = self.filter_type.strip(), self.filter_instance.strip()
+        # One streamed reply is one action per chunk: hidden unless asked for (or
+        # named by the type filter), so the list shows what happened.
+        hide_chunks = not self.show_chunks and CHUNK_ACTION not in ftype
+        hidden = 0
         seen_ids: dict[str, None] = {}
         matching: list[tuple[ActionRecord, str | None]] = []
         for rec in records:
@@ -244,13 +164,16 @@ class DevTools(PanelWidget):
                 continue
             if finst and (iid is None or finst not in iid):
                 continue
+            if hide_chunks and rec.type == CHUNK_ACTION:
+                hidden += 1
+                continue
             matching.append((rec, iid))
         total = len(matching)
         size = self.window if window is None else window
         offset = max(0, min(self.offset, total - size))  # the oldest page is a full one
         end = total - offset
         shown = matching[max(0, end - size) : end]
-        rows = [self._row(rec, iid, secrets) for rec, iid in shown]
+        rows = [self._row(rec, iid) for rec, iid in shown]
         first = records[0].index if records else dt.first_index
         for stale in [i for i in self._rows if i < first]:
             del self._rows[stale]
@@ -262,8 +185,21 @@ class DevTools(PanelWidget):
             "total": total,
             "offset": offset,
             "instance_ids": list(seen_ids),
+            "hidden_chunks": hidden,
         }
-        values.update(self._detail_values(records))
+        sel = self.selected
+        if (
+            sel is not None
+            and any(rec.index == sel for rec in records)
+            and all(rec.index != sel for rec, _ in matching)
+        ):
+            # the selected action is filtered out: a pane about a row not listed misleads
+            self._detail_key = None
+            values.update(
+                {"selected": None, "detail": {}, "notice": f"action #{sel} is filtered out"}
+            )
+        else:
+            values.update(self._detail_values(records))
         return values
 
     def _detail_values(self, records: list[ActionRecord]) -> dict[str, Any]:
@@ -281,16 +217,16 @@ class DevTools(PanelWidget):
         except HistoryIndexError as exc:
             self._detail_key = None
             return {"detail": {}, "selected": None, "notice": str(exc)}
-        key = (index, rec.payload, rec.skipped, before, after)
+        key = (index, rec.action, rec.skipped, before, after)
         if self._detail_key is not None and all(
             x is y for x, y in zip(key, self._detail_key, strict=True)
         ):
             return {}
         self._detail_key = key
-        secrets = self._secrets()
         diff = state_diff(before, after)
+        # redacted before it is cut, so no prefix of a secret survives the cut
         payload = truncate(
-            json.dumps(json_safe(_cut_strings(rec.payload)), indent=2, ensure_ascii=False),
+            redact(json.dumps(json_safe(_cut_strings(rec.payload)), indent=2, ensure_ascii=False)),
             _PAYLOAD_LIMIT,
         )
         detail = ActionDetail(
@@ -299,13 +235,13 @@ class DevTools(PanelWidget):
             instance_id=rec.instance_id,
             timestamp=rec.timestamp,
             skipped=rec.skipped,
-            payload=redact(payload, secrets),
+            payload=payload,
             diff=[
                 DiffEntry(
                     path=e["path"],
                     op=e["op"],
-                    old=None if e["old"] is None else redact(e["old"], secrets),
-                    new=None if e["new"] is None else redact(e["new"], secrets),
+                    old=None if e["old"] is None else redact(e["old"]),
+                    new=None if e["new"] is None else redact(e["new"]),
                 )
                 for e in diff[:_DIFF_MAX_ENTRIES]
             ],
@@ -326,11 +262,17 @@ class DevTools(PanelWidget):
         self.apply({"filter_type": action_type, "filter_instance": instance_id, "offset": 0})
         self._refresh()
 
+    def set_show_chunks(self, show: bool) -> None:
+        """List every ``runs/chunk_received`` action too (hidden by default)."""
+        self.apply({"show_chunks": bool(show), "offset": 0})
+        self._refresh()
+
     # -- front end -> devtools -------------------------------------------------------------------
 
     def _handlers(self) -> Mapping[str, Callable[[Mapping[str, Any]], None]]:
         return {
             "filter": self._on_filter,
+            "show_chunks": self._on_show_chunks,
             "page": self._on_page,
             "select": self._on_select,
             "jump": self._on_jump,
@@ -344,6 +286,12 @@ class DevTools(PanelWidget):
         ftype = req_str(msg, "action_type")
         finst = req_str(msg, "instance_id")
         self.call_on_loop(lambda: self.set_filter(ftype, finst))
+
+    def _on_show_chunks(self, msg: Mapping[str, Any]) -> None:
+        show = msg.get("show")
+        if not isinstance(show, bool):
+            raise ValueError("'show_chunks' message needs a boolean 'show'")
+        self.call_on_loop(lambda: self.set_show_chunks(show))
 
     def _on_page(self, msg: Mapping[str, Any]) -> None:
         offset = max(0, req_int(msg, "offset"))
@@ -389,7 +337,7 @@ class DevTools(PanelWidget):
     def _on_import(self, msg: Mapping[str, Any]) -> None:
         text = req_str(msg, "text")
         try:
-            self._session.devtools.import_(text)
+            self._session.import_state(text)
         except StateImportError as exc:
             error = describe(exc)
             self.call_on_loop(lambda: self._set_error(error))
@@ -405,11 +353,6 @@ class DevTools(PanelWidget):
         self.call_on_loop(done)
 
     # -- lifecycle -----------------------------------------------------------------------------
-
-    def _stop(self) -> None:
-        unsubscribe: Callable[[], None] | None = getattr(self, "_unsubscribe", None)
-        if unsubscribe is not None:
-            unsubscribe()
 
     def __repr__(self) -> str:
         return f"DevTools(actions={self.total}, position={self.position})"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
-from promptstate.engine.execute import RunResult
+from promptstate.models.run import RunResult
 from promptstate.widgets._assets import module
 from promptstate.widgets._panel import (
     PanelWidget,
@@ -85,6 +85,8 @@ class RunHistory(PanelWidget):
     compare_ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
     diff = traitlets.Dict().tag(sync=True)
     reruns = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    # A failed re-run's error, shown beside the Re-run button (not in the top banner).
+    rerun_error = traitlets.Unicode("").tag(sync=True)
     highlight = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
@@ -135,7 +137,11 @@ class RunHistory(PanelWidget):
         label = f" on {model}" if model else ""
         self.call_on_loop(
             lambda: self.apply(
-                {"reruns": [*self.reruns, run_id], "notice": f"re-running {run_id}{label}…"}
+                {
+                    "reruns": [*self.reruns, run_id],
+                    "notice": f"re-running {run_id}{label}…",
+                    "rerun_error": "",
+                }
             )
         )
         fut.add_done_callback(lambda f: self._rerun_finished(run_id, f))
@@ -189,7 +195,10 @@ class RunHistory(PanelWidget):
         return dict(run_detail_payload(self._session.runs.get(run_id)))
 
     def _apply_detail(self, detail: dict[str, Any]) -> None:
-        self.apply({"detail": detail})
+        values: dict[str, Any] = {"detail": detail}
+        if detail.get("run_id") != self.detail.get("run_id"):
+            values["rerun_error"] = ""  # it was about the run shown before
+        self.apply(values)
 
     def _fetch_diff(self, ids: list[str]) -> dict[str, Any]:
         if len(ids) != 2:
@@ -223,7 +232,7 @@ class RunHistory(PanelWidget):
                 pending.remove(run_id)
             values: dict[str, Any] = {"reruns": pending}
             if result is None:
-                values["error"] = f"re-run of {run_id} failed: {reply['error']}"
+                values["rerun_error"] = f"re-run of {run_id} failed: {reply['error']}"
                 values["notice"] = ""
             else:
                 values["notice"] = f"re-ran {run_id} as {result.run_id}: {result.status}"
@@ -280,7 +289,12 @@ class RunHistory(PanelWidget):
         self.call_on_loop(toggle)
 
     def _on_rerun(self, msg: Mapping[str, Any]) -> None:
-        self.rerun(req_str(msg, "run_id"), opt_str(msg, "model"))
+        run_id = req_str(msg, "run_id")
+        try:
+            self.rerun(run_id, opt_str(msg, "model"))
+        except Exception as exc:  # e.g. an unknown model: shown beside the button
+            text = f"re-run of {run_id} failed: {describe(exc)}"
+            self.call_on_loop(lambda: self.apply({"rerun_error": text}))
 
     def __repr__(self) -> str:
         return f"RunHistory(total={self.total}, offset={self.offset}, query={self.query!r})"

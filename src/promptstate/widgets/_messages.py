@@ -5,7 +5,9 @@ Front end to kernel (custom messages)::
     {"type": "set_variable", "name": str, "value": str}      debounced typing
     {"type": "unset_variable", "name": str}                  back to the inherited value
     {"type": "send", "seq": int, "content": str | None,
-     "variables": {name: value}}                             the Send click
+     "variables": {name: value},
+     "settings": {"temperature": float, "max_tokens": int}}  the Send click (settings optional)
+    {"type": "set_model", "model": str | None}               the settings row's model
     {"type": "stop"}
 
 Kernel to front end: trait updates (:class:`VariablePayload`, :class:`MessagePayload`,
@@ -15,20 +17,23 @@ Kernel to front end: trait updates (:class:`VariablePayload`, :class:`MessagePay
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
-from promptstate.core.selectors import MergedVariables
-from promptstate.core.state import ChatMessage, RunState
+from promptstate.core.state import RunState
+from promptstate.models.values import ChatMessage, MergedVariables
 
 __all__ = [
+    "SETTING_RANGES",
     "ClientMessage",
     "MessagePayload",
     "RunPayload",
     "SendDone",
     "SendRequest",
+    "SetModel",
     "SetVariable",
     "Stop",
     "UnsetVariable",
+    "VariablePayload",
     "messages_payload",
     "parse_client_message",
     "run_payload",
@@ -52,13 +57,46 @@ class SendRequest(TypedDict):
     seq: int
     content: str | None
     variables: dict[str, str]
+    settings: NotRequired[dict[str, float | int]]
+
+
+class SetModel(TypedDict):
+    type: Literal["set_model"]
+    model: str | None
 
 
 class Stop(TypedDict):
     type: Literal["stop"]
 
 
-ClientMessage = SetVariable | UnsetVariable | SendRequest | Stop
+ClientMessage = SetVariable | UnsetVariable | SendRequest | SetModel | Stop
+
+# The settings row's fields: (smallest, largest, integer only).
+SETTING_RANGES: dict[str, tuple[float, float, bool]] = {
+    "temperature": (0.0, 2.0, False),
+    "max_tokens": (1, 1_000_000, True),
+}
+
+
+def _settings(raw: object) -> dict[str, float | int]:
+    """The Send's settings, checked here so a bad value is shown before anything runs."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ValueError("send message 'settings' must be an object")
+    out: dict[str, float | int] = {}
+    for key, value in raw.items():
+        if key not in SETTING_RANGES:
+            raise ValueError(f"unknown setting {key!r} (known: {', '.join(SETTING_RANGES)})")
+        low, high, integer = SETTING_RANGES[key]
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and integer:
+            ok = float(value).is_integer()
+        if not ok or not low <= value <= high:
+            kind = "a whole number" if integer else "a number"
+            raise ValueError(f"{key} must be {kind} from {low:g} to {high:g}, not {value!r}")
+        out[key] = int(value) if integer else float(value)
+    return out
 
 
 class SendDone(TypedDict):
@@ -77,9 +115,13 @@ class VariablePayload(TypedDict):
 
 
 class MessagePayload(TypedDict):
+    """A chat message; ``status`` (``preview``, ``streaming``, ``cancelled``, ``error``)
+    only on messages that are not part of the conversation as sent."""
+
     role: str
     content: str
     run_id: str | None
+    status: NotRequired[str]
 
 
 class RunPayload(TypedDict, total=False):
@@ -120,9 +162,18 @@ def parse_client_message(content: object) -> ClientMessage:
         ):
             raise ValueError("send message 'variables' must map names to strings")
         seq = content.get("seq", 0)
-        return SendRequest(
+        request = SendRequest(
             type=kind, seq=seq if isinstance(seq, int) else 0, content=body, variables=dict(raw)
         )
+        settings = _settings(content.get("settings"))
+        if settings:
+            request["settings"] = settings
+        return request
+    if kind == "set_model":
+        model = content.get("model")
+        if model is not None and not isinstance(model, str):
+            raise ValueError("set_model message 'model' must be a string or null")
+        return SetModel(type=kind, model=(model or "").strip() or None)
     if kind == "stop":
         return Stop(type=kind)
     raise ValueError(f"unknown widget message type {kind!r}")
@@ -135,7 +186,13 @@ def variables_payload(merged: MergedVariables) -> list[VariablePayload]:
 
 def messages_payload(messages: tuple[ChatMessage, ...]) -> list[MessagePayload]:
     """The ``messages`` trait: the conversation as shown, partial reply included."""
-    return [MessagePayload(role=m.role, content=m.content, run_id=m.run_id) for m in messages]
+    out: list[MessagePayload] = []
+    for m in messages:
+        item = MessagePayload(role=m.role, content=m.content, run_id=m.run_id)
+        if m.status is not None:
+            item["status"] = m.status
+        out.append(item)
+    return out
 
 
 def run_payload(run: RunState | None) -> RunPayload:

@@ -3,9 +3,9 @@
 A panel is bound to a session, not to one instance. Like the instance widgets, its
 traits are written by the kernel only, always on the main loop, and front-end input
 arrives as custom messages (possibly on a kernel subshell thread). Run-log reads a
-message asks for (a query page, a run, a diff) also run on the main loop, where the
-user's own cells read the log: the run log's query results share one DuckDB
-connection that refuses concurrent calls from two threads. Errors are shown in the
+message asks for (a query page, a run, a diff) run on the panel's own worker thread,
+never on the kernel's loop (each read has its own DuckDB cursor and a time limit), and
+their results are applied on the loop in the order asked. Errors are shown in the
 panel's ``error`` trait, never raised into a comm log.
 """
 
@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anywidget
 import traitlets
 
-from promptstate.engine.runs import RunDiff, RunRecord
+from promptstate.engine.history import RunDiff
+from promptstate.models.redact import redact as _redact
+from promptstate.models.run import RunResult
 from promptstate.widgets._assets import stylesheet
 from promptstate.widgets._binding import MIN_SYNC_INTERVAL, Coalescer
 from promptstate.widgets._panel_messages import RunDetail, RunDiffPayload, message_kind
@@ -92,12 +94,9 @@ def json_safe(value: Any, limit: int | None = None) -> Any:
     return truncate(str(value), limit)
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    """``text`` with every secret (API key) of at least 6 characters replaced."""
-    for secret in secrets:
-        if secret and len(secret) >= 6 and secret in text:
-            text = text.replace(secret, "[redacted]")
-    return text
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced (the one redactor, before any cut)."""
+    return _redact(text)
 
 
 _METRIC_COLUMNS = (
@@ -117,7 +116,7 @@ _METRIC_COLUMNS = (
 )
 
 
-def run_detail_payload(rec: RunRecord) -> RunDetail:
+def run_detail_payload(rec: RunResult) -> RunDetail:
     """Everything the detail pane shows about one run."""
     lim = DETAIL_TEXT_LIMIT
     return RunDetail(
@@ -127,14 +126,14 @@ def run_detail_payload(rec: RunRecord) -> RunDetail:
         provider=rec.provider,
         model=rec.model,
         status=rec.status,
-        response=None if rec.response is None else truncate(rec.response, lim),
-        error=rec.error,
+        response=None if rec.response is None else truncate(redact(rec.response), lim),
+        error=None if rec.error is None else redact(rec.error),
         variables=[
             {"name": name, "value": json_safe(value, lim), "source": source}
             for name, (value, source) in rec.variables.items()
         ],
         messages=[{"role": m.role, "content": truncate(m.content, lim)} for m in rec.messages],
-        metrics={col: json_safe(rec.row.get(col)) for col in _METRIC_COLUMNS if col in rec.row},
+        metrics={col: json_safe(rec.row.get(col)) for col in _METRIC_COLUMNS},
     )
 
 
@@ -170,15 +169,35 @@ class PanelWidget(anywidget.AnyWidget):
 
     error = traitlets.Unicode("").tag(sync=True)
     notice = traitlets.Unicode("").tag(sync=True)
+    viewing_past = traitlets.Bool(False).tag(sync=True)
 
     def __init__(
         self, session: Session, *, sync_interval: float = MIN_SYNC_INTERVAL, **kwargs: Any
     ) -> None:
         self._session = session
         self._closed = False
-        super().__init__(**kwargs)
+        self._reader: concurrent.futures.ThreadPoolExecutor | None = None
+        past = session.devtools.viewing_past
+        self._past_seen = past
+        super().__init__(viewing_past=past, **kwargs)
         self._coalescer = Coalescer(self._session.main_loop(), self._refresh_if_open, sync_interval)
         self.on_msg(self._on_client_message)
+        # one store listener per panel: it mirrors devtools' viewing_past (a jump or a
+        # resume notifies the store's listeners) and calls the subclass's hook
+        self._unsubscribe_store: Callable[[], None] = session.store.subscribe(self._store_notified)
+
+    def _store_notified(self) -> None:
+        # any thread, on every store change: cheap unless something this panel shows moved
+        past = self._session.devtools.viewing_past
+        if past is not self._past_seen:
+            self._past_seen = past
+            self.call_on_loop(
+                lambda: self.apply({"viewing_past": self._session.devtools.viewing_past})
+            )
+        self._store_changed()
+
+    def _store_changed(self) -> None:
+        """Called on every store change, on the dispatching thread (keep it cheap)."""
 
     @property
     def session(self) -> Session:
@@ -227,18 +246,31 @@ class PanelWidget(anywidget.AnyWidget):
         """Pull the current data into traits (on the loop)."""
 
     def read_soon(self, work: Callable[[], T], apply: Callable[[T], None]) -> None:
-        """Run the run-log read ``work`` on the main loop, then ``apply`` its result there.
+        """Run the run-log read ``work`` off the loop, then ``apply`` its result on it.
 
-        At once when called on the loop (or without one); else queued behind what the
-        loop is doing, in the order asked, so the last page asked for is the one shown.
-        An exception is shown in ``error``.
+        Reads run one at a time on this panel's worker thread, in the order asked, so the
+        last page asked for is the one shown; the kernel's loop never waits for DuckDB.
+        Without a loop (a plain script) both run at once. An exception is shown in
+        ``error``.
         """
+        if self._coalescer.loop is None:
+            self.call_on_loop(lambda: apply(work()))
+            return
+        if self._reader is None:
+            self._reader = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="promptstate-panel"
+            )
 
         def job() -> None:
-            result = work()
-            apply(result)
+            try:
+                result = work()
+            except Exception as exc:
+                text = describe(exc)
+                self.call_on_loop(lambda: self._set_error(text))
+                return
+            self.call_on_loop(lambda: apply(result))
 
-        self.call_on_loop(job)
+        self._reader.submit(job)
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule ``coro`` on the session's main loop without blocking."""
@@ -295,7 +327,13 @@ class PanelWidget(anywidget.AnyWidget):
         coalescer: Coalescer | None = getattr(self, "_coalescer", None)
         if coalescer is not None:
             coalescer.stop()
+        unsubscribe: Callable[[], None] | None = getattr(self, "_unsubscribe_store", None)
+        if unsubscribe is not None:
+            unsubscribe()
         self._stop()
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.shutdown(wait=False)
         super().close()
 
 

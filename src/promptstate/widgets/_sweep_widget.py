@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,7 +13,7 @@ from promptstate.widgets._binding import MIN_SYNC_INTERVAL
 from promptstate.widgets._panel import PanelWidget, json_safe, run_detail_payload, truncate
 from promptstate.widgets._panel_messages import SweepCellPayload, opt_int
 
-__all__ = ["SweepGrid"]
+__all__ = ["SweepGrid", "sweep_counts"]
 
 # A grid cell shows the start of the reply; the detail pane shows all of it.
 _CELL_TEXT = 240
@@ -22,6 +21,25 @@ _VALUE_TEXT = 200
 # Large grids sync less often: every sync carries the whole grid.
 _LARGE_GRID = 200
 _LARGE_GRID_INTERVAL = 0.25
+
+
+def sweep_counts(cells: list[SweepCellPayload]) -> dict[str, int]:
+    """The header's counts: ``done`` is cells that succeeded; a cancelled or failed cell
+    is counted as such, never as done; ``ended`` is every cell that finished."""
+    by = {"success": 0, "error": 0, "cancelled": 0, "running": 0, "queued": 0, "not_run": 0}
+    for c in cells:
+        key = c["status"] if c["status"] in by else "error"  # an unknown end is a failure
+        by[key] += 1
+    return {
+        "total": len(cells),
+        "done": by["success"],
+        "errors": by["error"],
+        "cancelled": by["cancelled"],
+        "running": by["running"],
+        "queued": by["queued"],
+        "not_run": by["not_run"],
+        "ended": by["success"] + by["error"] + by["cancelled"],
+    }
 
 
 class SweepGrid(PanelWidget):
@@ -78,6 +96,9 @@ class SweepGrid(PanelWidget):
         ]
         self._finished = False
         self._repeat = repeat
+        self._seen_progress: object = None
+        self._seen_runs: object = None
+        self._seen_flight: tuple[tuple[str, str], ...] = ()
         super().__init__(
             sweep.session,
             prompt_id=sweep.prompt_id,
@@ -92,10 +113,24 @@ class SweepGrid(PanelWidget):
             **self._collect(),
             **kwargs,
         )
-        self._unsubscribe: Callable[[], None] = sweep.subscribe(
-            lambda _cell: self.request_refresh()
-        )
         self._watch_finish()
+
+    def _store_changed(self) -> None:
+        # every dispatch (each streamed chunk too): refresh only when a cell ended or
+        # one of this sweep's runs changed status (queued -> running)
+        state = self._sweep.session.store.get_state()
+        progress = state.sweeps.get(self._sweep.sweep_id)
+        changed = progress is not self._seen_progress
+        self._seen_progress = progress
+        if state.runs is not self._seen_runs:
+            self._seen_runs = state.runs
+            sid = self._sweep.sweep_id
+            flight = tuple((r.run_id, r.status) for r in state.runs.values() if r.sweep_id == sid)
+            if flight != self._seen_flight:
+                self._seen_flight = flight
+                changed = True
+        if changed:
+            self.request_refresh()
 
     @property
     def sweep(self) -> Sweep:
@@ -118,9 +153,42 @@ class SweepGrid(PanelWidget):
 
     # -- sweep -> traits ------------------------------------------------------------------------
 
-    def _cell_payload(self, cell: SweepCell) -> SweepCellPayload:
+    def _in_flight(self) -> dict[int, str]:
+        """Cell index -> ``running`` / ``queued`` for the cells whose run is in flight.
+
+        The store's runs carry the sweep id, the variables and the model, not the cell:
+        each run is matched to the first unfinished cell with the same values and model.
+        """
+        state = self._sweep.session.store.get_state()  # before the panel's __init__ too
+        runs = [r for r in state.runs.values() if r.sweep_id == self._sweep.sweep_id]
+        out: dict[int, str] = {}
+        if not runs:
+            return out
+        open_cells = [c for c in self._sweep.cells if c.result is None and c.status == "pending"]
+        for run in runs:
+            if run.status not in ("queued", "running"):
+                continue
+            values = {name: value for name, value, _source in run.variables}
+            full = f"{run.provider}:{run.model}"
+            for cell in open_cells:
+                if cell.index in out or cell.model not in (full, run.provider, run.model):
+                    continue
+                if all(values.get(k) == str(v) for k, v in cell.variables.items()):
+                    out[cell.index] = run.status
+                    break
+        return out
+
+    def _cell_payload(self, cell: SweepCell, flight: Mapping[int, str]) -> SweepCellPayload:
         res = cell.result
-        status = ("not_run" if self._finished else "pending") if res is None else res.status
+        if res is not None:
+            status = res.status
+        elif cell.status not in ("pending", "not_run"):
+            status = cell.status  # ended without a run (e.g. a missing variable)
+        elif self._finished:
+            status = "not_run"
+        else:
+            # waiting for a concurrency slot counts as queued, like a queued run
+            status = flight.get(cell.index, "queued")
         return SweepCellPayload(
             index=cell.index,
             row=cell.index // self._per_row,
@@ -129,7 +197,7 @@ class SweepGrid(PanelWidget):
             status=status,
             run_id=None if res is None else res.run_id,
             response=None if res is None else truncate(res.response or "", _CELL_TEXT),
-            error=None if res is None else res.error,
+            error=cell.error if res is None else res.error,
             latency_ms=None if res is None else res.latency_ms,
             output_tokens=None if res is None else res.output_tokens,
         )
@@ -139,15 +207,9 @@ class SweepGrid(PanelWidget):
 
     def _collect(self) -> dict[str, Any]:
         sw = self._sweep
-        cells = [self._cell_payload(c) for c in list(sw.cells)]
-        counts = {
-            "total": len(cells),
-            "done": sw.done,
-            "errors": sw.errors,
-            "cancelled": sw.cancelled,
-            "pending": sum(1 for c in cells if c["status"] == "pending"),
-        }
-        return {"cells": cells, "counts": counts, "finished": self._finished}
+        flight = self._in_flight()
+        cells = [self._cell_payload(c, flight) for c in list(sw.cells)]
+        return {"cells": cells, "counts": sweep_counts(cells), "finished": self._finished}
 
     # -- Python API --------------------------------------------------------------------------------
 
@@ -168,8 +230,13 @@ class SweepGrid(PanelWidget):
         self.apply({"selected": index})
         result = cell.result
         if result is None:
-            status = "not_run" if self._finished else "pending"
-            self.apply({"detail": {"cell": info, "status": status}})
+            if cell.status not in ("pending", "not_run"):
+                status = cell.status  # ended without a run (e.g. a missing variable)
+            elif self._finished:
+                status = "not_run"
+            else:
+                status = self._in_flight().get(index, "queued")
+            self.apply({"detail": {"cell": info, "status": status, "error": cell.error}})
             return
         run_id = result.run_id
 
@@ -199,12 +266,6 @@ class SweepGrid(PanelWidget):
         self.call_on_loop(cancel)
 
     # -- lifecycle ---------------------------------------------------------------------------------
-
-    def _stop(self) -> None:
-        unsubscribe: Callable[[], None] | None = getattr(self, "_unsubscribe", None)
-        if unsubscribe is not None:
-            with contextlib.suppress(ValueError):
-                unsubscribe()
 
     def __repr__(self) -> str:
         c = self.counts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import anywidget
@@ -15,12 +15,14 @@ from promptstate.core.selectors import (
     select_instance,
     select_last_run,
     select_merged_variables,
+    select_preview,
     select_prompt_entry,
 )
-from promptstate.core.state import ChatMessage, RunState
-from promptstate.engine.execute import RunResult
+from promptstate.core.state import State
 from promptstate.errors import UnknownInstanceError
-from promptstate.session.session import Instance
+from promptstate.models.run import RunResult, model_label
+from promptstate.models.values import ChatMessage
+from promptstate.session import Instance
 from promptstate.widgets._assets import module, stylesheet
 from promptstate.widgets._binding import Coalescer
 from promptstate.widgets._messages import (
@@ -45,6 +47,10 @@ _MIRRORED = frozenset(
         "status",
         "last_run",
         "outdated",
+        "preview",
+        "viewing_past",
+        "model",
+        "model_choices",
     }
 )
 
@@ -70,6 +76,10 @@ class _InstanceWidget(anywidget.AnyWidget):
     last_run = traitlets.Dict().tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
     outdated = traitlets.Bool(False).tag(sync=True)
+    preview = traitlets.List(traitlets.Dict()).tag(sync=True)
+    viewing_past = traitlets.Bool(False).tag(sync=True)
+    model = traitlets.Unicode("").tag(sync=True)
+    model_choices = traitlets.List(traitlets.Unicode()).tag(sync=True)
 
     def __init__(self, instance: Instance, **kwargs: Any) -> None:
         if not isinstance(instance, Instance):
@@ -126,13 +136,40 @@ class _InstanceWidget(anywidget.AnyWidget):
         run_changed = changed("last_run", run)
         if run_changed:
             out["last_run"] = run_payload(run)
-        if shown_changed or run_changed:
-            out["outdated"] = _reply_outdated(shown, run, inst.current_request_id)
-        if changed("instance", inst):
+        preview = select_preview(state, iid)
+        preview_changed = changed("preview", preview)
+        if preview_changed:
+            out["preview"] = messages_payload(preview)
+        if shown_changed or run_changed or preview_changed:
+            out["outdated"] = _reply_outdated(inst.history, preview)
+        past = self._instance.session.devtools.viewing_past
+        if changed("viewing_past", past):
+            out["viewing_past"] = past
+        inst_changed = changed("instance", inst)
+        prompt_model = select_prompt_entry(state, iid).prompt.model
+        model = inst.model or prompt_model
+        if inst_changed:
             out["status"] = inst.status
             out["prompt_id"] = inst.prompt_id
-            out["model_label"] = inst.model or select_prompt_entry(state, iid).prompt.model
+            provider, _, name = model.partition(":")
+            out["model_label"] = model_label(provider, name or provider)
+            out["model"] = model
+        if changed("runs", state.runs) or inst_changed:
+            out["model_choices"] = self._model_choices(state, model, prompt_model)
         return out
+
+    def _model_choices(self, state: State, model: str, prompt_model: str) -> list[str]:
+        """The settings row's models: this one, the prompt's, the models seen in this
+        session's runs, and each configured provider."""
+        seen: dict[str, None] = {model: None, prompt_model: None}
+        for run in state.runs.values():
+            seen[run.provider if run.model == run.provider else f"{run.provider}:{run.model}"] = (
+                None
+            )
+        for name in self._instance.session.providers.names():
+            if not any(m == name or m.startswith(f"{name}:") for m in seen):
+                seen[name] = None
+        return list(seen)
 
     def _refresh(self) -> None:
         # Runs on the main loop (see Coalescer); the only place traits follow the store.
@@ -164,6 +201,9 @@ class _InstanceWidget(anywidget.AnyWidget):
                 self._instance.unset_variable(msg["name"])
             elif msg["type"] == "send":
                 self._start_send(msg)
+            elif msg["type"] == "set_model":
+                self._show_error("")
+                self._instance.set_model(msg["model"])
             else:
                 self._instance.cancel()
         except Exception as exc:  # shown in the widget, never lost in a comm log
@@ -180,19 +220,15 @@ class _InstanceWidget(anywidget.AnyWidget):
             k: v for k, v in msg["variables"].items() if k not in merged or merged[k].value != v
         }
         try:
-            # The edits become actions here, on this thread, before the send is
-            # scheduled; the send reads the store when it starts on the main loop.
-            if edits:
-                inst.set_variables(edits)
-            fut = self._spawn(inst.send(msg["content"]))
+            # The click, its unsynced edits and the rendered request are one store
+            # transaction, here on this thread; only the network call is scheduled.
+            fut = inst.send_soon(
+                msg["content"], variables=edits, settings=msg.get("settings") or None
+            )
         except Exception as exc:
             self._send_done(seq, None, exc)
             return
         fut.add_done_callback(lambda f: self._on_send_finished(seq, f))
-
-    def _spawn(self, coro: Coroutine[Any, Any, RunResult]) -> concurrent.futures.Future[RunResult]:
-        # Never blocks: the comm handler returns while the reply streams.
-        return self._instance.session.spawn(coro)
 
     def _on_send_finished(self, seq: int, fut: concurrent.futures.Future[RunResult]) -> None:
         if fut.cancelled():
@@ -247,19 +283,14 @@ class _InstanceWidget(anywidget.AnyWidget):
 _MISSING = object()
 
 
-def _reply_outdated(
-    shown: tuple[ChatMessage, ...], run: RunState | None, in_flight: str | None
-) -> bool:
-    """Whether the prompt shown now differs from what the last finished run sent.
-
-    After a run, the view shows the prompt rendered from the live variables followed
-    by the reply; once a variable changes, that reply answers a different prompt.
-    """
-    if run is None or in_flight is not None or run.status != "success":
+def _reply_outdated(history: tuple[ChatMessage, ...], preview: tuple[ChatMessage, ...]) -> bool:
+    """Whether the live variables now render a prompt other than the one the
+    conversation was sent with (a follow-up continues the sent conversation; a fresh
+    send would use the preview)."""
+    if not history:
         return False
-    sent = [(m.role, m.content) for m in run.messages if m.role != "assistant"]
-    now = [(m.role, m.content) for m in shown if m.role != "assistant"]
-    return sent != now[: len(sent)]
+    sent = [(m.role, m.content) for m in history[: len(preview)]]
+    return sent != [(m.role, m.content) for m in preview]
 
 
 class VariablesForm(_InstanceWidget):
@@ -281,9 +312,12 @@ class VariablesForm(_InstanceWidget):
 class ChatView(_InstanceWidget):
     """The conversation of an instance, with the reply streaming in.
 
-    Shows the rendered prompt, the history and the in-flight reply, the status
-    (``idle``, ``queued``, ``running``, ``success``, ``error``, ``cancelled``), token
-    counts and latency of the last run, and errors.
+    Shows the conversation exactly as sent and received, the reply in flight, and a
+    reply that did not complete (partial text kept, badged ``cancelled`` or ``error``).
+    Before the first send the list is the preview of the request; later, when the live
+    variables render another request, a collapsed "Next request (preview)" block shows
+    it apart. Also the status, token counts and latency of the last run, errors, and a
+    banner while DevTools shows an earlier state.
 
     Parameters
     ----------
@@ -295,11 +329,14 @@ class ChatView(_InstanceWidget):
 
 
 class Composer(_InstanceWidget):
-    """A message box with Send and Stop buttons.
+    """A message box with Send and Stop buttons, under a settings row.
 
-    Send with an empty box runs the prompt itself; with text it continues the
-    conversation. The click carries any edit not yet synced from a variables form
-    on the page, so the run uses exactly what is on screen.
+    The settings row picks the model (the configured providers, the prompt's model
+    and the models seen in this session; a choice calls ``inst.set_model``) and
+    common settings (temperature, max tokens) that travel with each Send. Send with
+    an empty box runs the prompt itself; with text it continues the conversation.
+    The click carries any edit not yet synced from a variables form on the page, so
+    the run uses exactly what is on screen.
 
     Parameters
     ----------

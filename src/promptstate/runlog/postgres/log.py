@@ -1,0 +1,336 @@
+"""The Postgres run log: the engine's run sink and reader, for a team.
+
+Same public methods and guarantees as the DuckDB :class:`~promptstate.runlog.RunLog`:
+a run reported done is committed; many processes on many machines write at once
+without loss or duplicates (``run_id`` is the primary key and every write an upsert);
+runs of a session that died are marked ``interrupted`` once its heartbeat expires.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+from promptstate.errors import RunLogError
+from promptstate.models.run import RunResult, to_row, utc
+from promptstate.runlog import queries as duck_queries
+from promptstate.runlog.connection import Connection
+from promptstate.runlog.evalstore import EVAL_RUN_COLUMNS, SCORE_COLUMNS, columns_of
+from promptstate.runlog.postgres.connection import connect, display_url
+from promptstate.runlog.postgres.heartbeat import Heartbeat
+from promptstate.runlog.postgres.migrations import migrate
+from promptstate.runlog.postgres.queries import DuckDBOverPostgres, Lookups
+from promptstate.runlog.postgres.writer import PgWriter
+from promptstate.runlog.writer import SCOPE_TABLES
+
+__all__ = ["PostgresRunLog"]
+
+log = logging.getLogger("promptstate")
+
+_LIVE: weakref.WeakValueDictionary[str, PostgresRunLog] = weakref.WeakValueDictionary()
+
+
+@atexit.register
+def _close_all() -> None:
+    # queued runs reach the server before the interpreter (and the writer thread) ends
+    for runlog in list(_LIVE.values()):
+        try:
+            runlog.close()
+        except Exception:
+            log.exception("promptstate: closing a Postgres run log at exit failed")
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise RunLogError(f"${name} must be a number of seconds, not {raw!r}") from None
+
+
+class PostgresRunLog:
+    """The run log of one session, in a Postgres database a team shares.
+
+    Parameters
+    ----------
+    url : str
+        ``postgresql://user@host:port/dbname`` (a role that may write the log's tables).
+    session_id : str
+        Stamped on every row this session writes.
+    query_url : str, optional
+        The role ``sql()`` queries with (``$PROMPTSTATE_QUERY_DB``); ideally one granted
+        SELECT only (see docs/team.md). Defaults to ``url``; either way the database is
+        attached read-only.
+    heartbeat_interval, heartbeat_expire : float
+        Seconds between heartbeats, and the age after which a session counts as dead
+        (``$PROMPTSTATE_HEARTBEAT_INTERVAL`` / ``$PROMPTSTATE_HEARTBEAT_EXPIRE``).
+    retry_for : float
+        Seconds the writer keeps retrying while Postgres is unreachable before the
+        pending writes fail with :class:`RunLogError`.
+    hostname : str, optional
+        Recorded with each run (``$PROMPTSTATE_HOSTNAME``, else the machine's name).
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        url: str,
+        session_id: str,
+        *,
+        query_url: str | None = None,
+        heartbeat_interval: float | None = None,
+        heartbeat_expire: float | None = None,
+        retry_for: float = 300.0,
+        hostname: str | None = None,
+        query_timeout: float = duck_queries.DEFAULT_QUERY_TIMEOUT,
+        connect_timeout: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.path = display_url(url)
+        self.session_id = session_id
+        self.query_url = query_url or os.environ.get("PROMPTSTATE_QUERY_DB") or url
+        self.hostname = hostname or os.environ.get("PROMPTSTATE_HOSTNAME") or socket.gethostname()
+        self.pid = os.getpid()
+        self.query_timeout = query_timeout
+        interval = (
+            heartbeat_interval
+            if heartbeat_interval is not None
+            else _env_float("PROMPTSTATE_HEARTBEAT_INTERVAL", 5.0)
+        )
+        expire = (
+            heartbeat_expire
+            if heartbeat_expire is not None
+            else _env_float("PROMPTSTATE_HEARTBEAT_EXPIRE", max(30.0, 6 * interval))
+        )
+        if not (interval > 0 and expire > interval):
+            raise RunLogError("heartbeat_expire must be longer than heartbeat_interval (> 0)")
+        self._closed = False
+        self._saved_prompts: dict[Any, concurrent.futures.Future[None]] = {}
+        self._saved_lock = threading.Lock()
+        self._duck: DuckDBOverPostgres | None = None
+        self._mem: Any = None
+        self._admin = connect(url, timeout=connect_timeout)
+        try:
+            migrate(self._admin)
+            self._heartbeat = Heartbeat(
+                url,
+                session_id,
+                hostname=self.hostname,
+                pid=self.pid,
+                interval=interval,
+                expire_after=expire,
+                live=lambda sid: sid in _LIVE,
+            )
+            _LIVE[session_id] = self
+            self.recovered = self._heartbeat.register(self._admin)
+        except BaseException:
+            _LIVE.pop(session_id, None)
+            self._admin.close()
+            raise
+        self._writer = PgWriter(url, retry_for=retry_for)
+        self._lookups = Lookups(url)
+
+    # -- counters ------------------------------------------------------------------------
+
+    @property
+    def flushes(self) -> int:
+        """Batches committed so far."""
+        return self._writer.flushes
+
+    @property
+    def rows_written(self) -> int:
+        """Run rows committed so far."""
+        return self._writer.rows_written
+
+    @property
+    def reconnects(self) -> int:
+        """Connections the writer opened (1 + reconnections after failures)."""
+        return self._writer.reconnects
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The last write error (also logged)."""
+        return self._writer.last_error
+
+    @property
+    def pending(self) -> int:
+        """Writes queued in memory, not yet committed."""
+        return self._writer.pending
+
+    @property
+    def heartbeat(self) -> Heartbeat:
+        """This session's heartbeat (``beat()`` refreshes it now)."""
+        return self._heartbeat
+
+    # -- the run sink ----------------------------------------------------------------------
+
+    def write_run(
+        self, result: RunResult | Mapping[str, Any], *, deferred: bool = False
+    ) -> concurrent.futures.Future[None]:
+        """Upsert a run row; resolves once committed (``deferred``: see ``RunLog``)."""
+        row = to_row(result) if isinstance(result, RunResult) else dict(result)
+        row["session_id"] = row.get("session_id") or self.session_id
+        row["pid"] = self.pid
+        row["hostname"] = self.hostname
+        return self._writer.submit("run", row["run_id"], row, deferred=deferred)
+
+    def save_prompt(
+        self, definition: Mapping[str, Any], source: str
+    ) -> concurrent.futures.Future[None]:
+        """Store a prompt version (first write of an (id, version) wins)."""
+        key = (definition["id"], definition["version"])
+        with self._saved_lock:
+            saved = self._saved_prompts.get(key)
+            if saved is not None and not (saved.done() and saved.exception() is not None):
+                return saved
+            fut = self._writer.submit("prompt", key, (dict(definition), source, utc(time.time())))
+            self._saved_prompts[key] = fut
+        return fut
+
+    def set_scoped(
+        self, scope: str, owner: str, name: str, value: str | None
+    ) -> concurrent.futures.Future[None]:
+        """Set (or delete, with None) a scoped variable."""
+        if scope not in SCOPE_TABLES:
+            raise ValueError(f"scope must be one of {sorted(SCOPE_TABLES)}")
+        return self._writer.submit("scoped", (scope, owner, name), value)
+
+    def flush(self, timeout: float | None = 120.0) -> None:
+        """Block until everything submitted so far is committed (or failed)."""
+        self._writer.flush(timeout)
+
+    # -- evaluation tables (same ops as the DuckDB log; postgres/evalstore.py) -------------
+
+    def write_scores(
+        self, rows: Iterable[Mapping[str, Any]] | Mapping[str, list[Any]]
+    ) -> concurrent.futures.Future[None]:
+        """Queue ``scores`` rows (row dicts, or one list per column); one future for all."""
+        batch = columns_of(rows, SCORE_COLUMNS)
+        ids = batch.columns["score_id"]
+        return self._writer.submit("scores", ids[0] if ids else "empty", batch)
+
+    def save_dataset(
+        self, meta: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]
+    ) -> concurrent.futures.Future[None]:
+        """Store a dataset version and its rows in one transaction (same rows: a no-op)."""
+        data = (dict(meta), [dict(r) for r in rows])
+        return self._writer.submit("dataset", (meta["dataset_id"], meta["version"]), data)
+
+    def save_eval(self, row: Mapping[str, Any]) -> concurrent.futures.Future[None]:
+        """Upsert an ``evals`` row."""
+        return self._writer.submit("eval", row["eval_id"], dict(row))
+
+    def write_eval_runs(self, rows: Iterable[Mapping[str, Any]]) -> concurrent.futures.Future[None]:
+        """Queue ``eval_runs`` rows (an eval's cells and the runs they made)."""
+        batch = columns_of(rows, EVAL_RUN_COLUMNS)
+        cells = batch.columns["cell"]
+        key = (batch.columns["eval_id"][0], cells[0]) if cells else "empty"
+        return self._writer.submit("eval_runs", key, batch)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _engine(self) -> DuckDBOverPostgres:
+        with self._saved_lock:
+            if self._duck is None:
+                self._duck = DuckDBOverPostgres(self.query_url, self._lookups.tables())
+            return self._duck
+
+    def relation_from_arrow(self, table: Any) -> Any:
+        """A DuckDB relation over an Arrow table, on its own cursor."""
+        import duckdb
+
+        with self._saved_lock:
+            if self._mem is None:
+                self._mem = duckdb.connect(":memory:")
+            return self._mem.cursor().from_arrow(table)
+
+    def sql(
+        self,
+        query: str,
+        params: Iterable[Any] | None = None,
+        *,
+        read_only: bool = False,
+        flush: bool = True,
+        timeout: float | None = None,
+    ) -> Any:
+        """Run DuckDB SQL on the Postgres tables; a materialized DuckDB relation.
+
+        The tables are attached read-only whatever ``read_only`` says (runs are written
+        by the writer only); ``read_only=True`` adds the check and the time limit.
+        """
+        table = self.arrow(query, params, read_only=read_only, flush=flush, timeout=timeout)
+        return None if table is None else self.relation_from_arrow(table)
+
+    def arrow(
+        self,
+        query: str,
+        params: Iterable[Any] | None = None,
+        *,
+        read_only: bool = False,
+        flush: bool = True,
+        timeout: float | None = None,
+    ) -> Any:
+        """The query's whole result as an Arrow table (None for a statement with none)."""
+        if flush:
+            self.flush()
+        if read_only and timeout is None:
+            timeout = self.query_timeout
+        # the query code only needs cursor() and error from its connection
+        engine = cast(Connection, self._engine())
+        return duck_queries.run_query(engine, query, params, read_only=read_only, timeout=timeout)
+
+    def get_run(self, run_id: str) -> RunResult | None:
+        """One run (after flushing), or None."""
+        self.flush()
+        return self._lookups.get_run(run_id)
+
+    def cached_response(self, cache_key: str) -> dict[str, Any] | None:
+        """The newest successful reply for ``cache_key`` (any session of the team)."""
+        return self._lookups.cached_response(cache_key)
+
+    def fetch_scoped(
+        self, user_id: str | None, org_id: str | None, project_id: str | None
+    ) -> dict[str, dict[str, str]]:
+        """Read the three scoped-variable layers for the given owners."""
+        self.flush()
+        return self._lookups.fetch_scoped(user_id, org_id, project_id)
+
+    def load_prompt(self, prompt_id: str, version: str | None = None) -> dict[str, Any] | None:
+        """A stored prompt version (the newest when ``version`` is None), or None."""
+        self.flush()
+        return self._lookups.load_prompt(prompt_id, version)
+
+    def prompt_ids(self) -> list[str]:
+        """Ids of the prompts stored in the DB."""
+        self.flush()
+        return self._lookups.prompt_ids()
+
+    def close(self) -> None:
+        """Flush, stop the heartbeat, close every connection; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._writer.close()
+        finally:
+            _LIVE.pop(self.session_id, None)
+            self._heartbeat.stop(self._admin)
+            self._lookups.close()
+            with contextlib.suppress(Exception):
+                self._admin.close()
+            for con in (self._duck, self._mem):
+                if con is not None:
+                    with contextlib.suppress(Exception):
+                        con.close()

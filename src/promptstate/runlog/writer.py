@@ -1,0 +1,341 @@
+"""The one thread that writes the run log: a queue drained in group commits.
+
+Callers get a future that resolves once their row is durable, so "reported done" always
+means "on disk". Each batch is one transaction (a fixed ~2-4 ms of CPU here whatever its
+size), so the writer commits as soon as something is waiting and lets the ops that
+arrive meanwhile form the next batch.
+
+A *deferred* op (a run's ``running`` row) triggers no commit of its own: it rides along
+with the next batch once it is older than :data:`DEFER_WINDOW`, and is dropped unwritten
+when a later op for the same key (the run's terminal row) reaches the writer first. So a
+run that ends within the window costs one commit, not two, and a run still in flight
+after the window (plus one commit) has its ``running`` row on disk, which crash recovery
+turns into ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from promptstate.errors import RunLogError
+from promptstate.models.run import RUN_COLUMNS, arrow_schema, utc
+from promptstate.runlog.connection import Connection
+from promptstate.runlog.evalstore import EXTRA_KINDS, write_extra
+
+__all__ = ["DEFER_WINDOW", "SCOPE_TABLES", "Writer"]
+
+log = logging.getLogger("promptstate")
+
+# How long a deferred op may wait for a later op that supersedes it (seconds).
+DEFER_WINDOW = 0.05
+
+SCOPE_TABLES = {"user": "user_variables", "org": "org_variables", "project": "project_variables"}
+_OPEN_STATUSES = frozenset({"running", "queued"})
+_INSERT_RUNS = (
+    f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) SELECT {', '.join(RUN_COLUMNS)} FROM _ps_batch"
+)
+_UPSERT_RUNS = _INSERT_RUNS.replace("INSERT INTO", "INSERT OR REPLACE INTO", 1)
+# One row: bound parameters plan faster than an Arrow scan (~1.6 vs ~2.6 ms here).
+_INSERT_ONE = (
+    f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
+)
+_UPSERT_ONE = _INSERT_ONE.replace("INSERT INTO", "INSERT OR REPLACE INTO", 1)
+_UPDATE_ONE = (
+    "UPDATE runs SET "
+    + ", ".join(f"{c} = ?" for c in RUN_COLUMNS if c != "run_id")
+    + " WHERE run_id = ?"
+)
+_UPDATE_COLUMNS = (*(c for c in RUN_COLUMNS if c != "run_id"), "run_id")
+_UPDATE_RUNS = (
+    "UPDATE runs SET "
+    + ", ".join(f"{c} = _ps_batch.{c}" for c in RUN_COLUMNS if c != "run_id")
+    + " FROM _ps_batch WHERE runs.run_id = _ps_batch.run_id"
+)
+_SCOPE_SQL = {
+    scope: (
+        f"DELETE FROM {table} WHERE {scope}_id = ? AND name = ?",
+        f"INSERT OR REPLACE INTO {table} ({scope}_id, name, value, updated_at) VALUES (?, ?, ?, ?)",
+    )
+    for scope, table in SCOPE_TABLES.items()
+}
+
+
+@dataclass
+class _Op:
+    kind: str  # "run" | "prompt" | "scoped" | one of EXTRA_KINDS
+    key: Any
+    data: Any
+    future: concurrent.futures.Future[None]
+    due: float | None = None  # deferred: written with the first batch after this time
+
+
+class Writer:
+    """Queue of writes and the thread that commits them."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+        self._cv = threading.Condition()
+        self._queue: list[_Op] = []
+        # deferred ops by (kind, key), oldest first
+        self._deferred: dict[tuple[str, Any], _Op] = {}
+        self._flushing = 0
+        self._columns_in_order: bool | None = None
+        # ids of runs whose non-terminal row is committed (in flight); writer thread only
+        self._open_rows: set[str] = set()
+        self._inflight = 0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.flushes = 0
+        self.rows_written = 0
+        self.last_error: BaseException | None = None
+
+    def ensure_thread(self) -> None:
+        """Start the writer thread (it also releases an idle shared connection)."""
+        with self._cv:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="promptstate-runlog", daemon=True
+                )
+                self._thread.start()
+
+    def submit(
+        self, kind: str, key: Any, data: Any, *, deferred: bool = False
+    ) -> concurrent.futures.Future[None]:
+        """Queue one write; the future resolves once it is committed (or failed).
+
+        ``deferred=True``: the write waits up to :data:`DEFER_WINDOW` for the next batch
+        and is dropped (its future resolved) if a later write of the same ``kind`` and
+        ``key`` reaches the writer first.
+        """
+        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+        with self._cv:
+            if self._closed:
+                raise RunLogError("run log is closed")
+            if deferred:
+                op = _Op(kind, key, data, fut, time.monotonic() + DEFER_WINDOW)
+                older = self._deferred.pop((kind, key), None)
+                if older is not None:  # the newer row replaces it
+                    older.future.set_result(None)
+                    op.due = older.due
+                self._deferred[(kind, key)] = op
+                if len(self._deferred) == 1:
+                    self._cv.notify()  # the writer's wait now has a deadline
+            else:
+                self._queue.append(_Op(kind, key, data, fut))
+                self._cv.notify()
+        self.ensure_thread()
+        return fut
+
+    @property
+    def pending(self) -> int:
+        """Writes queued in memory, not yet committed."""
+        with self._cv:
+            return len(self._queue) + len(self._deferred) + self._inflight
+
+    def flush(self, timeout: float | None = 120.0) -> None:
+        """Block until everything submitted so far is committed (or failed)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            self._flushing += 1
+            if self._deferred:
+                self._cv.notify()  # deferred writes go now
+            try:
+                while self._queue or self._deferred or self._inflight:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise RunLogError("timed out waiting for the run log to flush")
+                    self._cv.wait(remaining)
+            finally:
+                self._flushing -= 1
+
+    def close(self) -> None:
+        """Flush, then stop the thread."""
+        try:
+            self.flush(timeout=120)
+        finally:
+            with self._cv:
+                self._closed = True
+                self._cv.notify_all()
+            if self._thread is not None:
+                self._thread.join(timeout=10)
+
+    def _take(self) -> tuple[list[_Op], list[_Op]] | None:
+        """Wait for a batch (under the lock): the ops to write and the ones superseded."""
+        conn = self._conn
+        while True:
+            if self._queue:
+                break
+            if self._deferred:
+                if self._closed or self._flushing:
+                    break
+                wait = (next(iter(self._deferred.values())).due or 0.0) - time.monotonic()
+                if wait <= 0:
+                    break
+                self._cv.wait(wait)
+                continue
+            if self._closed:
+                return None
+            self._cv.wait(timeout=conn.hold_idle / 2 if conn.shared else None)
+            if conn.shared:
+                conn.release()  # idle (it checks): let other processes have the file
+        batch, self._queue = self._queue, []
+        dropped: list[_Op] = []
+        if self._deferred:
+            now = time.monotonic()
+            everything = self._closed or self._flushing > 0
+            newer = {(op.kind, op.key) for op in batch}
+            keep: dict[tuple[str, Any], _Op] = {}
+            due: list[_Op] = []
+            for k, op in self._deferred.items():
+                if k in newer:
+                    dropped.append(op)  # its later row is in this batch
+                elif everything or (op.due or 0.0) <= now:
+                    due.append(op)
+                else:
+                    keep[k] = op
+            self._deferred = keep
+            batch[:0] = due  # older than the batch's own ops: those win per key
+        self._inflight = len(batch) + len(dropped)
+        return batch, dropped
+
+    def _run(self) -> None:
+        conn = self._conn
+        while True:
+            with self._cv:
+                taken = self._take()
+                if taken is None:
+                    return
+                batch, dropped = taken
+            err = self._write_batch(batch) if batch else None
+            for op in (*batch, *dropped):
+                if err is None:
+                    op.future.set_result(None)
+                else:
+                    op.future.set_exception(err)
+            with self._cv:
+                self._inflight = 0
+                self._cv.notify_all()
+            if conn.shared and conn.release() and conn.contended:
+                # another process waited for the file last time: give it a turn
+                time.sleep(0.02 + random.random() * 0.02)
+
+    def _write_batch(self, batch: list[_Op]) -> BaseException | None:
+        runs: dict[str, dict[str, Any]] = {}
+        prompts: dict[Any, Any] = {}
+        scoped: dict[Any, Any] = {}
+        extra: dict[str, dict[Any, Any]] = {}  # evaluation tables (runlog/evalstore.py)
+        for op in batch:  # later ops for the same key win: one row per run per batch
+            if op.kind in EXTRA_KINDS:
+                extra.setdefault(op.kind, {})[op.key] = op.data
+                continue
+            {"run": runs, "prompt": prompts, "scoped": scoped}[op.kind][op.key] = op.data
+        delay = 0.02
+        for attempt in range(8):
+            try:
+                with self._conn.cursor() as cur:
+                    try:
+                        # a retry upserts: safe whatever rows a failed attempt assumed
+                        self._commit(cur, runs, prompts, scoped, upsert=attempt > 0, extra=extra)
+                    except self._conn.error:
+                        try:
+                            cur.execute("ROLLBACK")
+                        except self._conn.error:
+                            log.debug("promptstate: rollback after a failed batch failed")
+                        raise
+                self.flushes += 1
+                self.rows_written += len(runs)
+                for rid, row in runs.items():  # committed: remember which rows exist
+                    if row["status"] in _OPEN_STATUSES:
+                        self._open_rows.add(rid)
+                    else:
+                        self._open_rows.discard(rid)
+                return None
+            except RunLogError as exc:  # locked for lock_timeout: keep failing loudly
+                self.last_error = exc
+                log.error("promptstate: run log write failed: %s", exc)
+                return exc
+            except self._conn.error as exc:
+                self.last_error = exc
+                if attempt == 7:
+                    log.error("promptstate: run log write failed after retries: %s", exc)
+                    return RunLogError(
+                        f"could not write {len(batch)} item(s) to the run log: {exc}"
+                    )
+                log.warning("promptstate: run log write failed (retrying): %s", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        return None  # pragma: no cover
+
+    def _positional(self, con: Any) -> bool:
+        """Whether the table's columns are RUN_COLUMNS in order (an insert by position)."""
+        if self._columns_in_order is None:
+            names = con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'runs' "
+                "AND schema_name = 'main' ORDER BY column_index"
+            ).fetchall()
+            self._columns_in_order = tuple(n for (n,) in names) == RUN_COLUMNS
+        return self._columns_in_order
+
+    def _commit(
+        self,
+        con: Any,
+        runs: Mapping[str, Mapping[str, Any]],
+        prompts: Mapping[Any, Any],
+        scoped: Mapping[Any, Any],
+        upsert: bool = False,
+        extra: Mapping[str, Mapping[Any, Any]] | None = None,
+    ) -> None:
+        import pyarrow as pa
+
+        con.execute("BEGIN")
+        # A run's first committed row is a plain INSERT, its later rows (the terminal row
+        # after a committed 'running' one) an UPDATE: INSERT OR REPLACE costs ~6 ms per
+        # batch here against ~3 ms for either, whatever the batch size.
+        fresh = [r for rid, r in runs.items() if upsert or rid not in self._open_rows]
+        known = [r for rid, r in runs.items() if not upsert and rid in self._open_rows]
+        insert = _UPSERT_RUNS if upsert else _INSERT_RUNS
+        if len(fresh) == 1:
+            con.execute(_UPSERT_ONE if upsert else _INSERT_ONE, [fresh[0][c] for c in RUN_COLUMNS])
+        elif fresh and not upsert and self._positional(con):
+            con.from_arrow(_arrow(pa, fresh)).insert_into("runs")
+        elif fresh:
+            con.register("_ps_batch", _arrow(pa, fresh))
+            try:
+                con.execute(insert)
+            finally:
+                con.unregister("_ps_batch")
+        if len(known) == 1:
+            con.execute(_UPDATE_ONE, [known[0][c] for c in _UPDATE_COLUMNS])
+        elif known:
+            con.register("_ps_batch", _arrow(pa, known))
+            try:
+                con.execute(_UPDATE_RUNS)
+            finally:
+                con.unregister("_ps_batch")
+        for (pid, version), (definition, source, at) in prompts.items():
+            con.execute(
+                "INSERT OR IGNORE INTO prompts VALUES (?, ?, ?, ?, ?)",
+                [pid, version, json.dumps(definition, ensure_ascii=False), source, at],
+            )
+        for (scope, owner, name), value in scoped.items():
+            delete, upsert_sql = _SCOPE_SQL[scope]
+            if value is None:
+                con.execute(delete, [owner, name])
+            else:
+                con.execute(upsert_sql, [owner, name, value, utc(time.time())])
+        if extra:
+            write_extra(con, extra)
+        con.execute("COMMIT")
+
+
+def _arrow(pa: Any, rows: list[Mapping[str, Any]]) -> Any:
+    """One Arrow table of ``runs`` rows (binding Python values row by row is slow)."""
+    return pa.table({c: [r[c] for r in rows] for c in RUN_COLUMNS}, schema=arrow_schema())

@@ -1,0 +1,159 @@
+"""The send hot path (issue 13): one commit per send, a deferred ``running`` row, and a
+sweep's concurrency honoured whatever the provider's own cap.
+
+Nothing here is timed: each test classifies what happened (rows on disk, commits made,
+calls in flight), with generous timeouts for a loaded machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import promptstate as ps
+from promptstate.providers import OpenAICompatible
+
+try:
+    from fake_llm import FakeLLMServer
+except ImportError:  # tests/ imported as a package
+    from tests.fake_llm import FakeLLMServer
+
+
+def _session(db: Path) -> ps.Session:
+    s = ps.Session(db=str(db))
+    s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")], variables={"x": "hi"}))
+    return s
+
+
+def test_a_quick_send_costs_one_commit_and_is_on_disk_when_reported_done(
+    tmp_path: Path,
+) -> None:
+    s = _session(tmp_path / "one.duckdb")
+    inst = s.start("p")
+
+    async def main() -> None:
+        await inst.send()  # warm-up: the prompt row is written once per session
+        s.runlog.flush()
+        for k in range(5):
+            before = s.runlog.flushes
+            result = await inst.send(variables={"x": f"hello {k}"})
+            # committed before send() returned: readable without flushing anything
+            rows = s.runlog.sql(
+                "SELECT status, response FROM runs WHERE run_id = ?",
+                [result.run_id],
+                flush=False,
+            ).fetchall()
+            assert rows == [("success", f"hello {k}")]
+            # the 'running' row was superseded unwritten: one commit, not two
+            assert s.runlog.flushes - before == 1
+
+    asyncio.run(main())
+    s.close()
+
+
+def test_a_run_still_in_flight_gets_its_running_row_without_any_flush(tmp_path: Path) -> None:
+    s = _session(tmp_path / "slow.duckdb")
+    inst = s.start("p")
+
+    async def main() -> None:
+        task = asyncio.ensure_future(
+            inst.send(variables={"x": "a b c d e f g h"}, settings={"echo_delay": 1.0})
+        )
+        await asyncio.sleep(0)
+        rid = s.store.get_state().instances[inst.id].current_request_id
+        assert rid is not None
+        deadline = time.monotonic() + 60
+        status: list[tuple[str]] = []
+        while not status and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            status = s.runlog.sql(
+                "SELECT status FROM runs WHERE run_id = ?", [rid], flush=False
+            ).fetchall()
+        assert status == [("running",)]
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        final = s.runs.sql("SELECT status FROM runs WHERE run_id = ?", [rid]).fetchall()
+        assert final == [("cancelled",)]
+
+    asyncio.run(main())
+    s.close()
+
+
+KILLED = textwrap.dedent("""
+    import asyncio, sys
+    import promptstate as ps
+    s = ps.Session(db=sys.argv[1])
+    s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")],
+                                 settings={"echo_delay": 30}))
+    async def main():
+        sw = s.sweep("p", {"x": [f"w{i} more words" for i in range(20)]},
+                     concurrency=20, progress=False)
+        def running():
+            return sum(r.status == "running" for r in s.store.get_state().runs.values())
+        # every call is out and nothing is queued: the deferred rows reached the file
+        # on their own (no flush() here: it would write them at once)
+        while s.runlog.pending or running() < 20:
+            await asyncio.sleep(0.01)
+        print("go", flush=True)
+        await sw
+    asyncio.run(main())
+""")
+
+
+def test_kill_9_mid_sweep_leaves_every_run_in_flight_interrupted(tmp_path: Path) -> None:
+    db = tmp_path / "killed.duckdb"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(db)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "go"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    with ps.Session(db=str(db)) as s:
+        assert s.runlog.recovered == 20
+        rows = s.runs.sql("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
+    assert rows == [("interrupted", 20)]
+
+
+@pytest.fixture()
+def slow_server() -> object:
+    server = FakeLLMServer(latency=1.0).start()
+    yield server
+    server.stop()
+
+
+def test_sweep_concurrency_overrides_the_providers_cap(
+    tmp_path: Path, slow_server: FakeLLMServer
+) -> None:
+    provider = OpenAICompatible(name="fake", base_url=slow_server.openai_base_url, api_key="sk-x")
+    assert provider.max_concurrency < 50  # the default cap the sweep must not be held to
+    s = ps.Session(db=str(tmp_path / "c.duckdb"), providers=[provider])
+    s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")], model="fake:m"))
+    peak = [0]
+
+    def count() -> None:
+        running = sum(1 for r in s.store.get_state().runs.values() if r.status == "running")
+        peak[0] = max(peak[0], running)
+
+    s.store.subscribe(count)
+
+    async def main() -> ps.Sweep:
+        return await s.sweep("p", {"x": [f"t{i}" for i in range(100)]}, concurrency=50)
+
+    sw = asyncio.run(main())
+    assert sw.errors == 0 and sw.done == 100
+    assert peak[0] == 50
+    s.close()
