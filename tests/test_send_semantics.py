@@ -263,6 +263,45 @@ async def test_edit_while_viewing_a_state_before_the_instance_existed(tmp_path: 
     s.close()
 
 
+async def test_widget_send_while_viewing_the_past_keeps_a_typed_value_equal_to_the_past(
+    tmp_path: Path, recording_comm: None
+) -> None:
+    # The input shows the past value "old"; the user types "old" again and clicks: the
+    # click's edit is compared with the present ("new"), so it is applied and sent.
+    s = make_session(tmp_path)
+    dev = s.devtools
+    inst = s.start("summarize", variables={"text": "draft"})
+    inst.set_variable("text", "old")
+    past = dev.last_index
+    inst.set_variable("text", "new")
+    fe = FakeFrontEnd(PromptRunner(inst))
+    dev.jump(past)
+    fe.custom({"type": "send", "seq": 1, "content": None, "variables": {"text": "old"}})
+    await wait_for(lambda: len(fe.replies()) == 1)
+    assert logged(s, fe.replies()[0]["run_id"])[0][-1] == ("user", render("old"))
+    fe.widget.close()
+    s.close()
+
+
+async def test_widget_refused_send_keeps_the_edits_it_carried(
+    tmp_path: Path, recording_comm: None
+) -> None:
+    # The front end hands its unsynced edits to the click and never sends them again;
+    # a refused send (here: a variable is missing) must still apply them.
+    s = make_session(tmp_path)
+    s.prompts.register(ps.Prompt(id="greet", messages=[ps.user("Hi {{name}} {{place}}")]))
+    inst = s.start("greet")
+    fe = FakeFrontEnd(PromptRunner(inst))
+    fe.custom({"type": "send", "seq": 1, "content": None, "variables": {"name": "typed"}})
+    await wait_for(lambda: len(fe.replies()) == 1)
+    assert fe.replies()[0]["ok"] is False
+    assert "MissingVariablesError" in (fe.replies()[0]["error"] or "")
+    assert inst.variables["name"] == ("typed", "instance")
+    assert s.runs.sql("SELECT count(*) FROM runs").fetchall()[0][0] == 0
+    fe.widget.close()
+    s.close()
+
+
 # -- (c) a follow-up after an edit ------------------------------------------------------------
 
 

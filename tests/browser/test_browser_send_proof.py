@@ -70,8 +70,11 @@ CELLS = [
     "other",
     "ps.widgets.DevTools(session)",
     f"exec(open({CMD!r}).read())",
-    "print('VARS=' + json.dumps({'a': {k: v.value for k, v in inst.variables.items()},"
-    " 'c': {k: v.value for k, v in other.variables.items()}}))",
+    # the present values, even while the devtools show the past
+    "from promptstate.core.selectors import select_merged_variables as _vars\n"
+    "_now = session.devtools.latest_state()\n"
+    "print('VARS=' + json.dumps({k: {n: v.value for n, v in _vars(_now, i.id).items()}"
+    " for k, i in (('a', inst), ('c', other))}))",
 ]
 CELL_A, CELL_B, CELL_C, CELL_DEV, CELL_CMD, CELL_VARS = range(6)
 
@@ -276,6 +279,7 @@ class Proof:
         name = "inst" if key == "a" else "other"
         (self.nb.server.root_dir / CMD).write_text(f"{name}.set_variable({var!r}, {text!r})\n")
         self.nb.run_cell(CELL_CMD)
+        self.viewing_past = False  # the edit returned the store to the present
         inst.values[var] = text
         self.counts["code edits"] += 1
 
@@ -320,8 +324,13 @@ class Proof:
             if rid and self.rng.random() < 0.5:  # type while the reply streams
                 self.type(self.rng.choice(self.insts[self.of_view[view]].views))
                 self.counts["typed while streaming"] += 1
-            if rid and self.rng.random() < 0.3:
-                self.stop(self.rng.choice(self.insts[self.of_view[view]].views))
+            if rid and self.rng.random() < 0.4:
+                stopper = self.rng.choice(self.insts[self.of_view[view]].views)
+                # once the reply streams (or the run has ended already: then Stop is off)
+                self.views[stopper].locator(
+                    ".ps-status:not([data-status=queued]):not([data-status=idle])"
+                ).wait_for(timeout=WAIT)
+                self.stop(stopper)
         elif r < 0.65:
             self.click_send(view, follow=value(self.rng))
         elif r < 0.72:

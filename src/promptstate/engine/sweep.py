@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from promptstate.core.actions import InstanceClosed, SweepCellFinished, SweepStarted
 from promptstate.core.state import SweepState
 from promptstate.engine.execute import execute
+from promptstate.engine.job import Job
 from promptstate.engine.ports import Runtime
 from promptstate.engine.prompts import fetch_prompt, start_instance
 from promptstate.engine.send import begin_send, check_name, clean_values
@@ -84,7 +85,7 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
-class Sweep:
+class Sweep(Job):
     """A running (or finished) sweep; ``await`` it for the finished sweep.
 
     Created by ``Session.sweep``. Starts at once when created inside a running loop (a
@@ -127,9 +128,7 @@ class Sweep:
         self.variable_names = list(dict.fromkeys(k for v in variables for k in v))
         self.models = models
         self._progress_enabled = progress
-        self._task: asyncio.Task[None] | None = None
-        self._cell_tasks: list[asyncio.Task[None]] = []
-        self._cancel_requested = False
+        self._init_job()
         # the facade that made it (views need its loop); set by Session.sweep
         self.session: Any = None
         rt.store.dispatch(
@@ -160,20 +159,6 @@ class Sweep:
         return self._progress().cancelled
 
     # -- running -----------------------------------------------------------------------------
-
-    def _start(self) -> asyncio.Task[None]:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        return self._task
-
-    def __await__(self) -> Generator[Any, None, Sweep]:
-        yield from self._start().__await__()
-        return self
-
-    async def wait(self) -> Sweep:
-        """Wait for every cell to finish; returns the sweep."""
-        await self._start()
-        return self
 
     def subscribe(self, listener: Callable[[SweepCell], None]) -> Callable[[], None]:
         """Call ``listener(cell)`` once for each cell as it finishes (SweepGrid uses it).
@@ -279,34 +264,6 @@ class Sweep:
             precancelled=cancelled or self._cancel_requested,
             concurrency=self.concurrency,
         )
-
-    def cancel(self) -> None:
-        """Stop the sweep (from any thread): queued cells end ``cancelled`` uncalled."""
-        self._cancel_requested = True
-        loop = self._task.get_loop() if self._task is not None else None
-        if loop is None:
-            return
-        try:
-            same = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            same = False
-        if same:
-            self._cancel_tasks()
-        elif not loop.is_closed():
-            loop.call_soon_threadsafe(self._cancel_tasks)
-
-    def _cancel_tasks(self) -> None:
-        for t in self._cell_tasks:
-            t.cancel()
-
-    @property
-    def finished(self) -> bool:
-        """True once every cell has ended."""
-        return self._task is not None and self._task.done()
-
-    def add_done_callback(self, fn: Callable[[Sweep], None]) -> None:
-        """Call ``fn(sweep)`` on the loop when the whole sweep has ended."""
-        self._start().add_done_callback(lambda _t: fn(self))
 
     # -- progress bar --------------------------------------------------------------------------
 

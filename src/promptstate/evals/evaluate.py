@@ -14,12 +14,13 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from promptstate.core.actions import InstanceClosed, SweepCellFinished, SweepStarted
 from promptstate.engine.execute import execute
+from promptstate.engine.job import Job
 from promptstate.engine.ports import Runtime
 from promptstate.engine.prompts import ensure_prompt_version, fetch_prompt, start_instance
 from promptstate.engine.send import begin_send
@@ -147,7 +148,7 @@ def save_dataset(rt: Runtime, store: EvalStore, dataset: Dataset) -> Any:
     return store.save_dataset(dataset.meta(utc(rt.clock())), rows)
 
 
-class Eval(EvalView):
+class Eval(EvalView, Job):
     """A running (or finished) evaluation; ``await`` it for the finished eval.
 
     Created by ``Session.evaluate``. Read it with :meth:`summary`, :meth:`rows`,
@@ -198,9 +199,7 @@ class Eval(EvalView):
                 for m in model_list or [p.model]:
                     for k in range(self.repeat):
                         self.cells.append(EvalCell(len(self.cells), p.id, p.version, row, m, k))
-        self._task: asyncio.Task[None] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._cancel_requested = False
+        self._init_job()
         save_dataset(rt, store, dataset)
         store.save_eval(
             {
@@ -240,32 +239,13 @@ class Eval(EvalView):
         """Cells whose run ended ``error`` (or could not send)."""
         return int(self._rt.store.get_state().sweeps[self.eval_id].errors)
 
-    @property
-    def finished(self) -> bool:
-        """True once every cell has ended."""
-        return self._task is not None and self._task.done()
-
     # -- running -----------------------------------------------------------------------------
-
-    def _start(self) -> asyncio.Task[None]:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        return self._task
-
-    def __await__(self) -> Generator[Any, None, Eval]:
-        yield from self._start().__await__()
-        return self
-
-    async def wait(self) -> Eval:
-        """Wait for every cell; returns the eval."""
-        await self._start()
-        return self
 
     async def _run(self) -> None:
         sem = asyncio.Semaphore(self.concurrency)
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._run_cell(c, sem)) for c in self.cells]
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._cell_tasks = [loop.create_task(self._run_cell(c, sem)) for c in self.cells]
+        await asyncio.gather(*self._cell_tasks, return_exceptions=True)
         await asyncio.to_thread(self._log.flush)
 
     async def _run_cell(self, cell: EvalCell, sem: asyncio.Semaphore) -> None:
@@ -351,29 +331,6 @@ class Eval(EvalView):
                 sweep_id=self.eval_id, index=cell.index, status=status, run_id=run_id, error=error
             )
         )
-
-    def cancel(self) -> None:
-        """Stop the eval (from any thread): queued cells end ``cancelled`` uncalled."""
-        self._cancel_requested = True
-        loop = self._task.get_loop() if self._task is not None else None
-        if loop is None or loop.is_closed():
-            return
-        try:
-            same = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            same = False
-        if same:
-            self._cancel_all()
-        else:
-            loop.call_soon_threadsafe(self._cancel_all)
-
-    def _cancel_all(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-
-    def add_done_callback(self, fn: Callable[[Eval], None]) -> None:
-        """Call ``fn(eval)`` on the loop once every cell has ended."""
-        self._start().add_done_callback(lambda _t: fn(self))
 
     def __repr__(self) -> str:
         return (

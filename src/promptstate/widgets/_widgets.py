@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -35,6 +36,8 @@ from promptstate.widgets._messages import (
 )
 
 __all__ = ["ChatView", "Composer", "PromptRunner", "VariablesForm"]
+
+log = logging.getLogger("promptstate")
 
 # Traits that mirror the store. Only the kernel writes them; the front end reads.
 _MIRRORED = frozenset(
@@ -214,8 +217,9 @@ class _InstanceWidget(anywidget.AnyWidget):
         seq = msg["seq"]
         inst = self._instance
         # Apply only edits that differ from the merged value: re-sending an inherited
-        # value unchanged must not pin it as an instance override.
-        merged = inst.variables
+        # value unchanged must not pin it as an instance override. Compared with the
+        # present: the send applies there, even while the devtools show the past.
+        merged = select_merged_variables(self._store.present_state(), inst.id)
         edits = {
             k: v for k, v in msg["variables"].items() if k not in merged or merged[k].value != v
         }
@@ -226,6 +230,13 @@ class _InstanceWidget(anywidget.AnyWidget):
                 msg["content"], variables=edits, settings=msg.get("settings") or None
             )
         except Exception as exc:
+            # The front end handed its unsynced edits to this click and will not send
+            # them again: a refused send (busy, missing variables) must not drop them.
+            if edits:
+                try:
+                    inst.set_variables(edits)
+                except Exception:  # bad edits: the send's own error already says so
+                    log.debug("promptstate: edits of a refused send not applied", exc_info=True)
             self._send_done(seq, None, exc)
             return
         fut.add_done_callback(lambda f: self._on_send_finished(seq, f))

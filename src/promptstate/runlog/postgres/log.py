@@ -9,28 +9,24 @@ runs of a session that died are marked ``interrupted`` once its heartbeat expire
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
 import contextlib
 import logging
 import os
 import socket
-import threading
-import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, cast
 
 from promptstate.errors import RunLogError
-from promptstate.models.run import RunResult, to_row, utc
+from promptstate.models.run import RunResult
 from promptstate.runlog import queries as duck_queries
 from promptstate.runlog.connection import Connection
-from promptstate.runlog.evalstore import EVAL_RUN_COLUMNS, SCORE_COLUMNS, columns_of
 from promptstate.runlog.postgres.connection import connect, display_url
 from promptstate.runlog.postgres.heartbeat import Heartbeat
 from promptstate.runlog.postgres.migrations import migrate
 from promptstate.runlog.postgres.queries import DuckDBOverPostgres, Lookups
 from promptstate.runlog.postgres.writer import PgWriter
-from promptstate.runlog.writer import SCOPE_TABLES
+from promptstate.runlog.sink import SinkBase
 
 __all__ = ["PostgresRunLog"]
 
@@ -59,7 +55,7 @@ def _env_float(name: str, default: float) -> float:
         raise RunLogError(f"${name} must be a number of seconds, not {raw!r}") from None
 
 
-class PostgresRunLog:
+class PostgresRunLog(SinkBase):
     """The run log of one session, in a Postgres database a team shares.
 
     Parameters
@@ -81,6 +77,8 @@ class PostgresRunLog:
     hostname : str, optional
         Recorded with each run (``$PROMPTSTATE_HOSTNAME``, else the machine's name).
     """
+
+    _writer: PgWriter
 
     shared = True
 
@@ -117,8 +115,7 @@ class PostgresRunLog:
         if not (interval > 0 and expire > interval):
             raise RunLogError("heartbeat_expire must be longer than heartbeat_interval (> 0)")
         self._closed = False
-        self._saved_prompts: dict[Any, concurrent.futures.Future[None]] = {}
-        self._saved_lock = threading.Lock()
+        self._init_sink()
         self._duck: DuckDBOverPostgres | None = None
         self._mem: Any = None
         self._admin = connect(url, timeout=connect_timeout)
@@ -175,69 +172,6 @@ class PostgresRunLog:
         return self._heartbeat
 
     # -- the run sink ----------------------------------------------------------------------
-
-    def write_run(
-        self, result: RunResult | Mapping[str, Any], *, deferred: bool = False
-    ) -> concurrent.futures.Future[None]:
-        """Upsert a run row; resolves once committed (``deferred``: see ``RunLog``)."""
-        row = to_row(result) if isinstance(result, RunResult) else dict(result)
-        row["session_id"] = row.get("session_id") or self.session_id
-        row["pid"] = self.pid
-        row["hostname"] = self.hostname
-        return self._writer.submit("run", row["run_id"], row, deferred=deferred)
-
-    def save_prompt(
-        self, definition: Mapping[str, Any], source: str
-    ) -> concurrent.futures.Future[None]:
-        """Store a prompt version (first write of an (id, version) wins)."""
-        key = (definition["id"], definition["version"])
-        with self._saved_lock:
-            saved = self._saved_prompts.get(key)
-            if saved is not None and not (saved.done() and saved.exception() is not None):
-                return saved
-            fut = self._writer.submit("prompt", key, (dict(definition), source, utc(time.time())))
-            self._saved_prompts[key] = fut
-        return fut
-
-    def set_scoped(
-        self, scope: str, owner: str, name: str, value: str | None
-    ) -> concurrent.futures.Future[None]:
-        """Set (or delete, with None) a scoped variable."""
-        if scope not in SCOPE_TABLES:
-            raise ValueError(f"scope must be one of {sorted(SCOPE_TABLES)}")
-        return self._writer.submit("scoped", (scope, owner, name), value)
-
-    def flush(self, timeout: float | None = 120.0) -> None:
-        """Block until everything submitted so far is committed (or failed)."""
-        self._writer.flush(timeout)
-
-    # -- evaluation tables (same ops as the DuckDB log; postgres/evalstore.py) -------------
-
-    def write_scores(
-        self, rows: Iterable[Mapping[str, Any]] | Mapping[str, list[Any]]
-    ) -> concurrent.futures.Future[None]:
-        """Queue ``scores`` rows (row dicts, or one list per column); one future for all."""
-        batch = columns_of(rows, SCORE_COLUMNS)
-        ids = batch.columns["score_id"]
-        return self._writer.submit("scores", ids[0] if ids else "empty", batch)
-
-    def save_dataset(
-        self, meta: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]
-    ) -> concurrent.futures.Future[None]:
-        """Store a dataset version and its rows in one transaction (same rows: a no-op)."""
-        data = (dict(meta), [dict(r) for r in rows])
-        return self._writer.submit("dataset", (meta["dataset_id"], meta["version"]), data)
-
-    def save_eval(self, row: Mapping[str, Any]) -> concurrent.futures.Future[None]:
-        """Upsert an ``evals`` row."""
-        return self._writer.submit("eval", row["eval_id"], dict(row))
-
-    def write_eval_runs(self, rows: Iterable[Mapping[str, Any]]) -> concurrent.futures.Future[None]:
-        """Queue ``eval_runs`` rows (an eval's cells and the runs they made)."""
-        batch = columns_of(rows, EVAL_RUN_COLUMNS)
-        cells = batch.columns["cell"]
-        key = (batch.columns["eval_id"][0], cells[0]) if cells else "empty"
-        return self._writer.submit("eval_runs", key, batch)
 
     # -- reading -----------------------------------------------------------------------------
 

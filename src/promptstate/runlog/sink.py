@@ -1,0 +1,103 @@
+"""What every run log does the same way: rows stamped and queued on its writer.
+
+The DuckDB log and the Postgres log differ in how they connect, migrate, commit and
+read; the sink side (the engine's ``RunSink`` port) is this one class.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from promptstate.models.run import RunResult, to_row, utc
+from promptstate.runlog.evalstore import EVAL_RUN_COLUMNS, SCORE_COLUMNS, columns_of
+from promptstate.runlog.writer import SCOPE_TABLES, Writer
+
+__all__ = ["SinkBase"]
+
+
+class SinkBase:
+    """The run sink: ``write_run``, prompts, scoped variables and the evaluation tables.
+
+    Subclasses set ``session_id``, ``pid``, ``hostname`` and ``_writer`` before use.
+    """
+
+    session_id: str
+    pid: int
+    hostname: str
+    _writer: Writer
+
+    def _init_sink(self) -> None:
+        self._saved_prompts: dict[Any, concurrent.futures.Future[None]] = {}
+        self._saved_lock = threading.Lock()
+
+    def write_run(
+        self, result: RunResult | Mapping[str, Any], *, deferred: bool = False
+    ) -> concurrent.futures.Future[None]:
+        """Upsert a run row; resolves once committed.
+
+        ``deferred=True`` (a ``running`` row): written only if the run is still in
+        flight after ``writer.DEFER_WINDOW``; a later row for the run replaces it.
+        """
+        row = to_row(result) if isinstance(result, RunResult) else dict(result)
+        row["session_id"] = row.get("session_id") or self.session_id
+        row["pid"] = self.pid
+        row["hostname"] = self.hostname
+        return self._writer.submit("run", row["run_id"], row, deferred=deferred)
+
+    def save_prompt(
+        self, definition: Mapping[str, Any], source: str
+    ) -> concurrent.futures.Future[None]:
+        """Store a prompt version (first write of an (id, version) wins)."""
+        key = (definition["id"], definition["version"])
+        with self._saved_lock:
+            saved = self._saved_prompts.get(key)
+            if saved is not None and not (saved.done() and saved.exception() is not None):
+                return saved  # once per session is enough
+            fut = self._writer.submit("prompt", key, (dict(definition), source, utc(time.time())))
+            self._saved_prompts[key] = fut
+        return fut
+
+    def set_scoped(
+        self, scope: str, owner: str, name: str, value: str | None
+    ) -> concurrent.futures.Future[None]:
+        """Set (or delete, with None) a scoped variable."""
+        if scope not in SCOPE_TABLES:
+            raise ValueError(f"scope must be one of {sorted(SCOPE_TABLES)}")
+        return self._writer.submit("scoped", (scope, owner, name), value)
+
+    def flush(self, timeout: float | None = 120.0) -> None:
+        """Block until everything submitted so far is committed (or failed)."""
+        self._writer.flush(timeout)
+
+    # -- evaluation tables (runlog/evalstore.py) ----------------------------------------------
+
+    def write_scores(
+        self, rows: Iterable[Mapping[str, Any]] | Mapping[str, list[Any]]
+    ) -> concurrent.futures.Future[None]:
+        """Queue ``scores`` rows (row dicts, or one list per column of
+        ``evalstore.SCORE_COLUMNS``); one future for all of them."""
+        batch = columns_of(rows, SCORE_COLUMNS)
+        ids = batch.columns["score_id"]
+        return self._writer.submit("scores", ids[0] if ids else "empty", batch)
+
+    def save_dataset(
+        self, meta: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]
+    ) -> concurrent.futures.Future[None]:
+        """Store a dataset version and its rows in one transaction (same rows: a no-op)."""
+        data = (dict(meta), [dict(r) for r in rows])
+        return self._writer.submit("dataset", (meta["dataset_id"], meta["version"]), data)
+
+    def save_eval(self, row: Mapping[str, Any]) -> concurrent.futures.Future[None]:
+        """Upsert an ``evals`` row."""
+        return self._writer.submit("eval", row["eval_id"], dict(row))
+
+    def write_eval_runs(self, rows: Iterable[Mapping[str, Any]]) -> concurrent.futures.Future[None]:
+        """Queue ``eval_runs`` rows (an eval's cells and the runs they made)."""
+        batch = columns_of(rows, EVAL_RUN_COLUMNS)
+        cells = batch.columns["cell"]
+        key = (batch.columns["eval_id"][0], cells[0]) if cells else "empty"
+        return self._writer.submit("eval_runs", key, batch)
