@@ -11,6 +11,7 @@ install_into_venv notebook
 mkdir -p build
 (cd build && ../.venv/bin/promptstate demo --db promptstate-demo.duckdb)
 .venv/bin/jupyter nbconvert --to notebook --execute notebooks/quickstart.ipynb \
+  --ExecutePreprocessor.store_widget_state=True \
   --output-dir build --output quickstart.executed.ipynb
 echo "executed notebook: build/quickstart.executed.ipynb"
 

@@ -6,6 +6,7 @@ Needs the promptstate[postgres] extra (duckdb pinned to the extension wheel's ve
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -101,3 +102,111 @@ def test_the_query_path_cannot_write_or_read_files(stores: Any) -> None:
     with psycopg.connect(reader_url) as con, pytest.raises(psycopg.errors.InsufficientPrivilege):
         con.execute("DELETE FROM runs")
     assert team.sql("SELECT count(*) FROM runs").fetchall() == [(200,)]
+
+
+def _statuses(log: Any) -> dict[str, str]:
+    return dict(log.sql("SELECT run_id, status FROM runs ORDER BY 1", read_only=True).fetchall())
+
+
+def _started(i: int, status: str = "running") -> RunResult:
+    run = _runs(i + 1)[i]
+    if status == "running":
+        return dataclasses.replace(run, status="running", finished_at=None)
+    return run
+
+
+def test_a_run_that_ends_between_two_queries_shows_as_finished(pg_cluster: Any) -> None:
+    db = pg_cluster.database()
+    url, reader = pg_cluster.url(db=db), pg_cluster.url("ps_reader", db)
+    team = PostgresRunLog(url, "s", query_url=reader)
+    other = PostgresRunLog(url, "o")  # another session of the team
+    # mirror_interval=0: every query refreshes (the default limits refreshes to 1/s)
+    watcher = PostgresRunLog(url, "w", query_url=reader, mirror_interval=0.0)
+    try:
+        team.write_run(_started(1))
+        other.write_run(_started(2))
+        other.flush()
+        # this session's own commit is visible at once, whatever the rate limit
+        assert _statuses(team) == {"r0001": "running", "r0002": "running"}
+        assert _statuses(watcher) == {"r0001": "running", "r0002": "running"}
+        team.write_run(_started(1, "success"))
+        other.write_run(_started(2, "success"))
+        other.flush()
+        assert _statuses(watcher) == {"r0001": "success", "r0002": "success"}
+        assert _statuses(team)["r0001"] == "success"
+        assert watcher.sql("SELECT count(*) FROM runs").fetchall() == [(2,)]
+    finally:
+        for log in (team, other, watcher):
+            log.close()
+
+
+def test_the_mirror_stays_identical_to_a_file_as_runs_arrive(stores: Any) -> None:
+    local, team, _ = stores
+    assert team.sql(HISTORY_QUERIES[0], read_only=True).fetchall()  # warm: cold copy done
+    engine = team._engine()
+    assert engine.mirror is not None and engine.mirror.refreshes >= 1
+    fetched = engine.mirror.rows_fetched
+    # 50 more runs, then one whose commit lands after a newer run's: its finished_at is
+    # 30 s older than the newest seen, inside the overlap window re-read by each refresh
+    for run in _runs(250)[200:]:
+        local.write_run(run)
+        team.write_run(run)
+    newest = _runs(250)[249].finished_at
+    assert newest is not None
+    for query in HISTORY_QUERIES:
+        assert team.sql(query, read_only=True).fetchall() == local.sql(
+            query, read_only=True
+        ).fetchall(), query
+    late = dataclasses.replace(
+        _runs(1)[0], run_id="late", started_at=newest - 31, finished_at=newest - 30
+    )
+    local.write_run(late)
+    team.write_run(late)
+    for query in HISTORY_QUERIES:
+        assert team.sql(query, read_only=True).fetchall() == local.sql(
+            query, read_only=True
+        ).fetchall(), query
+    # the refresh fetched the new rows and the overlap window, not the whole table again
+    assert 51 <= engine.mirror.rows_fetched - fetched < 200, engine.mirror.rows_fetched
+    assert team.sql("SELECT count(*) FROM runs").fetchall() == [(251,)]
+
+
+def test_refreshes_are_rate_limited_and_the_mirror_is_read_only(pg_cluster: Any) -> None:
+    db = pg_cluster.database()
+    url = pg_cluster.url(db=db)
+    team = PostgresRunLog(url, "s", mirror_interval=3600.0)
+    other = PostgresRunLog(url, "o")
+    try:
+        team.write_run(_runs(1)[0])
+        assert team.sql("SELECT count(*) FROM runs").fetchall() == [(1,)]
+        other.write_run(_runs(2)[1])
+        other.flush()
+        # another session's run waits for the next refresh (an hour away here)...
+        assert team.sql("SELECT count(*) FROM runs").fetchall() == [(1,)]
+        assert team._engine().refresh(force=True)
+        assert team.sql("SELECT count(*) FROM runs").fetchall() == [(2,)]
+        # ...and no query can change the local copy, read-only or not
+        with pytest.raises(ps.RunLogError):
+            team.sql("DELETE FROM ps_mirror.finished_runs")
+        with pytest.raises(ps.RunLogError):
+            team.sql("INSERT INTO ps_mirror.running_runs SELECT * FROM runs")
+        with pytest.raises(ps.ReadOnlyQueryError):
+            team.sql("DELETE FROM ps_mirror.finished_runs", read_only=True)
+        assert team.sql("SELECT count(*) FROM runs").fetchall() == [(2,)]
+    finally:
+        team.close()
+        other.close()
+
+
+def test_the_mirror_indexes_exist_once_and_serve_the_refresh(pg_cluster: Any) -> None:
+    from promptstate.runlog.postgres.migrations import migrate
+
+    db = pg_cluster.database()
+    url = pg_cluster.url(db=db)
+    PostgresRunLog(url, "s").close()
+    with psycopg.connect(url) as con:
+        assert migrate(con) == []  # a second migrate changes nothing
+        names = {r[0] for r in con.execute("SELECT indexname FROM pg_indexes").fetchall()}
+    assert {"runs_finished_at", "runs_running"} <= names
+    # the DuckDB file has no such index: they are Postgres-only
+    assert pg_cluster.psql(db, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'runs_%'")

@@ -56,7 +56,7 @@ import promptstate as ps
 session = ps.Session(db={DB!r})
 session.prompts.register(ps.Prompt(
     id="summarize", messages=[ps.system({SYSTEM!r}), ps.user({PROMPTS["a"][0]!r})],
-    variables={PROMPTS["a"][1]!r}, model="echo", settings={{"echo_delay": 0.02}}))
+    variables={PROMPTS["a"][1]!r}, model="echo", settings={{"echo_delay": 0.05}}))
 session.prompts.register(ps.Prompt(
     id="greet", messages=[ps.system({SYSTEM!r}), ps.user({PROMPTS["c"][0]!r})],
     variables={PROMPTS["c"][1]!r}, model="echo", settings={{"echo_delay": 0.02}}))
@@ -142,6 +142,7 @@ class Proof:
         self.counts: Counter[str] = Counter()
         self.viewing_past = False
         self.owner: dict[tuple[str, str], str] = {}
+        self.pending: set[str] = set()  # instances with typed edits not known to be sent
         self.floor = 0  # no jump before both instances exist
 
     # -- reading the page ------------------------------------------------------------------
@@ -192,6 +193,7 @@ class Proof:
             box.press("Control+a")
             box.press_sequentially(text)  # key by key, no delay
         self.unsynced[(view, var)] = text
+        self.pending.add(key)
         inst.values[var] = text
         inst.typed_at[var] = time.monotonic()
         self.counts["typed"] += 1
@@ -235,6 +237,7 @@ class Proof:
         self.expected[rid] = Expected(rid, key, messages, dict(inst.values), new)
         self.order.append(rid)
         inst.last_run = rid
+        self.pending.discard(key)
         for v in inst.views:  # carried by the click
             for var in list(inst.values):
                 self.unsynced.pop((v, var), None)
@@ -250,6 +253,7 @@ class Proof:
 
     def flush(self, key: str) -> None:
         """Make the kernel hold every value typed into the instance's views."""
+        self.pending.discard(key)
         self.page.evaluate("() => document.activeElement && document.activeElement.blur()")
         want = {k: dict(i.values) for k, i in self.insts.items()}
         for _ in range(100):
@@ -268,8 +272,9 @@ class Proof:
     def code_set(self, key: str) -> None:
         inst = self.insts[key]
         var = self.rng.choice(list(inst.values))
-        self.flush(key)
-        if time.monotonic() - inst.typed_at.get(var, -1e9) < 60:
+        if key in self.pending:
+            self.flush(key)
+        if (key, var) in self.owner:  # typed since the last code edit of it
             # every edit has left the browser; after the settle time a view holding one
             # shows a kernel value that differs (js/src/lib/dirty.js), so none can
             # override the code edit at a later click
@@ -288,7 +293,7 @@ class Proof:
             self.wait_ended(key)
         # nothing pending may fire during the jump (it would return to the present)
         self.page.evaluate("() => document.activeElement && document.activeElement.blur()")
-        for key in self.insts:
+        for key in list(self.pending):
             self.flush(key)
         slider = self.dev.locator("[data-field=slider]")
         low = max(int(slider.get_attribute("min") or 0), self.floor)

@@ -79,7 +79,7 @@ def start_instance(
         entry = fetch_prompt(rt, prompt_id, refresh=refresh)
     else:
         entry = ensure_prompt_version(rt, prompt_id, version)
-    iid = rt.new_id()[:12]
+    iid = rt.new_instance_id()
     rt.store.dispatch(
         InstanceStarted(
             instance_id=iid,

@@ -92,6 +92,14 @@ def settle_orphan(rt: Runtime, instance_id: str, reason: str) -> bool:
     whether a run was ended.
     """
 
+    # Fast path (every send): a lock-free look at the present. An instance with no run
+    # in flight, or one this process executes, has no orphan; only a state swapped in
+    # from outside (import, restore) can make one, and begin_send's own transaction
+    # still refuses a busy instance if that races with this check.
+    inst = rt.store.present_state().instances.get(instance_id)
+    if inst is None or inst.current_request_id is None or rt.tasks.known(inst.current_request_id):
+        return False
+
     class _NotOrphan(Exception):
         pass
 

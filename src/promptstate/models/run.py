@@ -209,14 +209,25 @@ _FROM_JSON: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def to_row(result: RunResult) -> dict[str, Any]:
-    """The ``runs`` row for a result: JSON columns as text, timestamps as UTC datetimes."""
+def to_row(
+    result: RunResult, earlier: tuple[RunResult, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The ``runs`` row for a result: JSON columns as text, timestamps as UTC datetimes.
+
+    ``earlier``: a result of the same run and the row made from it (the ``running`` row
+    when this is the terminal one). A JSON column whose value is unchanged (``==``,
+    far cheaper than serializing) reuses that row's text instead of being dumped again.
+    """
     row: dict[str, Any] = {}
+    prev, prev_row = earlier if earlier is not None else (None, None)
     for f in _COLUMN_FIELDS:
         value = getattr(result, f.name)
         kind = f.metadata["sql"]
         if kind == _JSON:
-            value = _dump(_TO_JSON[f.name](value))
+            if prev_row is not None and value == getattr(prev, f.name):
+                value = prev_row[f.name]
+            else:
+                value = _dump(_TO_JSON[f.name](value))
         elif kind == _TIMESTAMP:
             value = utc(value)
         row[f.name] = value

@@ -18,6 +18,9 @@ from promptstate.runlog.writer import SCOPE_TABLES, Writer
 
 __all__ = ["SinkBase"]
 
+# Deferred rows kept for their JSON text; a bound, as a run may end without a terminal row.
+_MAX_RUNNING_ROWS = 10_000
+
 
 class SinkBase:
     """The run sink: ``write_run``, prompts, scoped variables and the evaluation tables.
@@ -33,6 +36,10 @@ class SinkBase:
     def _init_sink(self) -> None:
         self._saved_prompts: dict[Any, concurrent.futures.Future[None]] = {}
         self._saved_lock = threading.Lock()
+        # run_id -> (result, row) of a deferred ('running') row, so the run's terminal row
+        # reuses its JSON text (variables/messages/settings do not change mid-run)
+        self._running_rows: dict[str, tuple[RunResult, dict[str, Any]]] = {}
+        self._running_lock = threading.Lock()
 
     def write_run(
         self, result: RunResult | Mapping[str, Any], *, deferred: bool = False
@@ -42,7 +49,17 @@ class SinkBase:
         ``deferred=True`` (a ``running`` row): written only if the run is still in
         flight after ``writer.DEFER_WINDOW``; a later row for the run replaces it.
         """
-        row = to_row(result) if isinstance(result, RunResult) else dict(result)
+        if isinstance(result, RunResult):
+            with self._running_lock:
+                earlier = self._running_rows.pop(result.run_id, None)
+            row = to_row(result, earlier)
+            if deferred:
+                with self._running_lock:
+                    self._running_rows[result.run_id] = (result, row)
+                    if len(self._running_rows) > _MAX_RUNNING_ROWS:  # runs that never ended
+                        del self._running_rows[next(iter(self._running_rows))]
+        else:
+            row = dict(result)
         row["session_id"] = row.get("session_id") or self.session_id
         row["pid"] = self.pid
         row["hostname"] = self.hostname

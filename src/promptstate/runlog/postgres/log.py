@@ -24,6 +24,7 @@ from promptstate.runlog.connection import Connection
 from promptstate.runlog.postgres.connection import connect, display_url
 from promptstate.runlog.postgres.heartbeat import Heartbeat
 from promptstate.runlog.postgres.migrations import migrate
+from promptstate.runlog.postgres.mirror import DEFAULT_OVERLAP
 from promptstate.runlog.postgres.queries import DuckDBOverPostgres, Lookups
 from promptstate.runlog.postgres.writer import PgWriter
 from promptstate.runlog.sink import SinkBase
@@ -76,6 +77,13 @@ class PostgresRunLog(SinkBase):
         pending writes fail with :class:`RunLogError`.
     hostname : str, optional
         Recorded with each run (``$PROMPTSTATE_HOSTNAME``, else the machine's name).
+    mirror : bool
+        Answer queries on ``runs`` from a local in-memory copy of the finished runs,
+        refreshed incrementally before each query (see docs/team.md); False reads
+        every row through the attach instead.
+    mirror_interval, mirror_overlap : float
+        Least seconds between two refreshes of the mirror (a refresh always follows
+        this session's own commits), and seconds of ``finished_at`` re-read by each.
     """
 
     _writer: PgWriter
@@ -94,6 +102,9 @@ class PostgresRunLog(SinkBase):
         hostname: str | None = None,
         query_timeout: float = duck_queries.DEFAULT_QUERY_TIMEOUT,
         connect_timeout: float = 30.0,
+        mirror: bool = True,
+        mirror_interval: float = 1.0,
+        mirror_overlap: float = DEFAULT_OVERLAP,
     ) -> None:
         self.url = url
         self.path = display_url(url)
@@ -102,6 +113,12 @@ class PostgresRunLog(SinkBase):
         self.hostname = hostname or os.environ.get("PROMPTSTATE_HOSTNAME") or socket.gethostname()
         self.pid = os.getpid()
         self.query_timeout = query_timeout
+        self._mirror_options: dict[str, Any] = {
+            "mirror": mirror,
+            "mirror_interval": mirror_interval,
+            "mirror_overlap": mirror_overlap,
+        }
+        self._seen_written = -1
         interval = (
             heartbeat_interval
             if heartbeat_interval is not None
@@ -178,7 +195,9 @@ class PostgresRunLog(SinkBase):
     def _engine(self) -> DuckDBOverPostgres:
         with self._saved_lock:
             if self._duck is None:
-                self._duck = DuckDBOverPostgres(self.query_url, self._lookups.tables())
+                self._duck = DuckDBOverPostgres(
+                    self.query_url, self._lookups.tables(), **self._mirror_options
+                )
             return self._duck
 
     def relation_from_arrow(self, table: Any) -> Any:
@@ -221,9 +240,17 @@ class PostgresRunLog(SinkBase):
             self.flush()
         if read_only and timeout is None:
             timeout = self.query_timeout
+        engine = self._engine()
+        # this session's own commits are visible at once; others' within mirror_interval
+        written = self._writer.rows_written
+        engine.refresh(force=written != self._seen_written)
+        self._seen_written = written
+        # a read-only query opens its own READ ONLY transaction; any other runs in one too
+        conn = engine.own_transaction() if read_only else engine
         # the query code only needs cursor() and error from its connection
-        engine = cast(Connection, self._engine())
-        return duck_queries.run_query(engine, query, params, read_only=read_only, timeout=timeout)
+        return duck_queries.run_query(
+            cast(Connection, conn), query, params, read_only=read_only, timeout=timeout
+        )
 
     def get_run(self, run_id: str) -> RunResult | None:
         """One run (after flushing), or None."""

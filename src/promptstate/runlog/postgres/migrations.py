@@ -16,7 +16,7 @@ from promptstate.errors import RunLogError
 from promptstate.runlog.migrations import MIGRATIONS, Migration
 from promptstate.runlog.postgres.connection import psycopg_module
 
-__all__ = ["MIGRATION_LOCK", "SESSIONS_TABLE", "migrate", "pg_statement"]
+__all__ = ["MIGRATION_LOCK", "PG_INDEXES", "SESSIONS_TABLE", "migrate", "pg_statement"]
 
 # an arbitrary constant shared by every promptstate process: "promptstate" in ASCII
 MIGRATION_LOCK = 0x70726F6D7074
@@ -29,6 +29,14 @@ _BOOKKEEPING = (
     "session_id TEXT PRIMARY KEY, hostname TEXT, pid INTEGER, "
     "started_at TIMESTAMP, heartbeat_at TIMESTAMP NOT NULL)",
 )
+# Postgres-only indexes, (re)checked on every migrate (IF NOT EXISTS: idempotent): the
+# local runs mirror (mirror.py) fetches by finished_at and reads the running rows
+# (created only when missing: even IF NOT EXISTS would lock the table against writers)
+PG_INDEXES = {
+    "runs_finished_at": "CREATE INDEX IF NOT EXISTS runs_finished_at ON runs (finished_at)",
+    "runs_running": "CREATE INDEX IF NOT EXISTS runs_running ON runs (run_id) "
+    "WHERE status = 'running'",
+}
 _TYPES = (
     (re.compile(r"\bDOUBLE\b(?!\s+PRECISION)", re.IGNORECASE), "DOUBLE PRECISION"),
     (re.compile(r"\bJSON\b", re.IGNORECASE), "JSONB"),
@@ -68,6 +76,14 @@ def migrate(conn: Any, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[i
                     [m.version, m.name],
                 )
                 applied.append(m.version)
+            cur.execute("SELECT to_regclass('runs') IS NOT NULL")
+            row = cur.fetchone()
+            if row is not None and row[0]:
+                for name, stmt in PG_INDEXES.items():
+                    cur.execute("SELECT to_regclass(%s) IS NULL", [name])
+                    missing = cur.fetchone()
+                    if missing is not None and missing[0]:
+                        cur.execute(stmt)
     except psycopg.Error as exc:
         raise RunLogError(f"cannot migrate the Postgres run log: {exc}") from None
     return applied

@@ -5,7 +5,10 @@ through psycopg. SQL from users (``session.runs.sql``, RunHistory, ``promptstate
 stays in DuckDB's dialect: a private in-memory DuckDB loads the postgres extension,
 attaches the database ``READ_ONLY``, defines views named like the log's tables, then
 turns off external access and locks its configuration, so a query sees the same tables
-as on a local file and cannot read files, attach anything or write.
+as on a local file and cannot read files, attach anything or write. ``runs`` reads a
+local mirror of the finished runs plus the running ones (``mirror.RunsMirror``), and
+every query runs in a ``READ ONLY`` DuckDB transaction, so it cannot write the mirror
+either.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from promptstate.errors import RunLogError
 from promptstate.models.run import RunResult, from_row
 from promptstate.runlog.postgres.connection import connect, display_url, transient_errors
 from promptstate.runlog.postgres.migrations import SESSIONS_TABLE
+from promptstate.runlog.postgres.mirror import DEFAULT_OVERLAP, RunsMirror
 from promptstate.runlog.writer import SCOPE_TABLES
 
 __all__ = ["DuckDBOverPostgres", "Lookups", "postgres_extension_path"]
@@ -157,11 +161,23 @@ class DuckDBOverPostgres:
 
     It offers ``cursor()`` and ``error`` like the DuckDB log's connection, so the same
     query code (``runlog.queries.run_query``: read-only check, time limit) runs on it.
+    With ``mirror`` (the default) ``runs`` is answered from a local copy of the finished
+    runs (``RunsMirror``) that ``refresh()`` brings up to date; ``cursor()`` then opens a
+    ``READ ONLY`` transaction unless ``read_only_cursor()`` is used (which lets
+    ``run_query`` open its own).
     """
 
     shared = False
 
-    def __init__(self, url: str, tables: list[str]) -> None:
+    def __init__(
+        self,
+        url: str,
+        tables: list[str],
+        *,
+        mirror: bool = True,
+        mirror_interval: float = 1.0,
+        mirror_overlap: float = DEFAULT_OVERLAP,
+    ) -> None:
         import duckdb
 
         self._duckdb = duckdb
@@ -174,8 +190,17 @@ class DuckDBOverPostgres:
             con.execute(f"LOAD '{postgres_extension_path('v' + duckdb.__version__)}'")
             quoted = url.replace("'", "''")
             con.execute(f"ATTACH '{quoted}' AS pg (TYPE postgres, READ_ONLY)")
+            self.mirror: RunsMirror | None = None
+            if mirror and "runs" in tables:
+                self.mirror = RunsMirror(
+                    con, url, min_interval=mirror_interval, overlap=mirror_overlap
+                )
             for table in tables:
-                con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM pg.public."{table}"')
+                source = f'pg.public."{table}"'
+                if table == "runs" and self.mirror is not None:
+                    con.execute(f"CREATE VIEW runs AS {self.mirror.view_sql()}")
+                    continue
+                con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM {source}')
             # from here on no query can read a file, attach a database or undo this
             con.execute("SET enable_external_access = false")
             con.execute("SET lock_configuration = true")
@@ -187,14 +212,18 @@ class DuckDBOverPostgres:
         self._con = con
         self._lock = threading.Lock()
 
+    def refresh(self, *, force: bool = False) -> bool:
+        """Bring the runs mirror up to date (rate-limited unless ``force``); True if it did."""
+        return False if self.mirror is None else self.mirror.refresh(force=force)
+
     @property
     def error(self) -> type[Exception]:
         """DuckDB's base error class."""
         return self._duckdb.Error
 
     @contextlib.contextmanager
-    def cursor(self) -> Iterator[Any]:
-        """A fresh cursor (queries run concurrently)."""
+    def read_only_cursor(self) -> Iterator[Any]:
+        """A fresh cursor (queries run concurrently); the caller opens ``READ ONLY``."""
         with self._lock:
             cur = self._con.cursor()
         try:
@@ -203,11 +232,38 @@ class DuckDBOverPostgres:
             with contextlib.suppress(self._duckdb.Error):
                 cur.close()
 
+    @contextlib.contextmanager
+    def cursor(self) -> Iterator[Any]:
+        """A fresh cursor inside a ``READ ONLY`` transaction (rolled back after)."""
+        with self.read_only_cursor() as cur:
+            # the mirror is a local table: without this a query could change it
+            cur.execute("BEGIN TRANSACTION READ ONLY")
+            try:
+                yield cur
+            finally:
+                with contextlib.suppress(self._duckdb.Error):
+                    cur.execute("ROLLBACK")
+
+    def own_transaction(self) -> Any:
+        """This engine with ``cursor()`` opening no transaction (for read-only queries,
+        which open their own ``READ ONLY`` one)."""
+        return _OwnTransaction(self)
+
     def main(self) -> Any:
         """The connection itself."""
         return self._con
 
     def close(self) -> None:
         """Detach and close."""
+        if self.mirror is not None:
+            self.mirror.close()
         with contextlib.suppress(self._duckdb.Error):
             self._con.close()
+
+
+class _OwnTransaction:
+    """``cursor()`` and ``error`` of an engine, minus the transaction it opens."""
+
+    def __init__(self, engine: DuckDBOverPostgres) -> None:
+        self.cursor = engine.read_only_cursor
+        self.error = engine.error

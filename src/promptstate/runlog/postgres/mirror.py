@@ -1,0 +1,206 @@
+"""A local DuckDB mirror of the team's finished runs, so history queries stay local.
+
+DuckDB's postgres scanner pushes simple filters down but not a top-N or a whole-table
+aggregate: RunHistory's ``ORDER BY started_at DESC LIMIT 100`` over 1M team runs read
+every row over the wire. Finished runs never change (status is final once a run ends),
+so each query session keeps them in an in-memory DuckDB table and only fetches what is
+new:
+
+- cold: one bulk copy of every finished row through the attach (binary ``COPY``, in
+  parallel: far faster than row-by-row fetching);
+- then, before each query (at most once per ``min_interval`` seconds, and always after
+  this session committed runs, so its own runs are visible at once): ONE psycopg query,
+  in one snapshot, for the ``running`` rows (partial index) and the finished rows with
+  ``finished_at`` newer than the last seen one minus ``overlap`` (index on
+  ``finished_at``), upserted with ``INSERT OR REPLACE`` on ``run_id``.
+
+The ``runs`` view the queries see is the mirror UNION ALL the ``running`` rows of that
+same snapshot; a run that ended moves from one to the other in one DuckDB transaction.
+The overlap window covers writers whose commits land late or whose clocks lag (a row
+that commits with a ``finished_at`` older than the watermark minus ``overlap`` is only
+seen by a new session). Rows deleted in Postgres stay in the mirror until the session
+ends. In memory rather than a cache file: no stale file to invalidate, no team data
+left on disk, no lock between two sessions of one user; the price is one cold copy per
+session and memory for the finished rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+import time
+from typing import Any
+
+from promptstate.errors import RunLogError
+from promptstate.runlog.postgres.connection import connect, display_url, psycopg_module
+
+__all__ = ["DEFAULT_OVERLAP", "LIVE_TABLE", "MIRROR_SCHEMA", "MIRROR_TABLE", "RunsMirror"]
+
+MIRROR_SCHEMA = "ps_mirror"
+MIRROR_TABLE = f"{MIRROR_SCHEMA}.finished_runs"
+LIVE_TABLE = f"{MIRROR_SCHEMA}.running_runs"
+# seconds of finished_at re-read on every refresh (late commits, clock skew)
+DEFAULT_OVERLAP = 60.0
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _arrow_type(duck_type: str) -> Any:
+    import pyarrow as pa
+
+    return {
+        "VARCHAR": pa.string(),
+        "BIGINT": pa.int64(),
+        "INTEGER": pa.int32(),
+        "SMALLINT": pa.int16(),
+        "DOUBLE": pa.float64(),
+        "TIMESTAMP": pa.timestamp("us"),
+        "BOOLEAN": pa.bool_(),
+    }.get(duck_type)
+
+
+class RunsMirror:
+    """The finished runs of a Postgres run log, copied into DuckDB connection ``con``.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        The query connection, with the database attached as ``pg``; the mirror's
+        tables live in its schema ``ps_mirror``.
+    url : str
+        The role the refresh query connects as (the query role: SELECT is enough).
+    min_interval : float
+        Least seconds between two refreshes (``refresh(force=True)`` ignores it).
+    overlap : float
+        Seconds of ``finished_at`` re-read on each refresh.
+    """
+
+    def __init__(
+        self, con: Any, url: str, *, min_interval: float = 1.0, overlap: float = DEFAULT_OVERLAP
+    ) -> None:
+        self.url = url
+        self.min_interval = min_interval
+        self.overlap = dt.timedelta(seconds=overlap)
+        self.refreshes = 0
+        self.rows_fetched = 0
+        self._con = con
+        self._lock = threading.Lock()
+        self._pg: Any = None
+        self._last = -float("inf")
+        self._watermark: dt.datetime | None = None
+        desc = con.execute("DESCRIBE SELECT * FROM pg.public.runs").fetchall()
+        self.columns = [(str(r[0]), str(r[1])) for r in desc]
+        cols = ", ".join(f'"{c}" {t}' for c, t in self.columns)
+        con.execute(f"CREATE SCHEMA {MIRROR_SCHEMA}")
+        con.execute(f"CREATE TABLE {MIRROR_TABLE} ({cols}, PRIMARY KEY (run_id))")
+        con.execute(f"CREATE TABLE {LIVE_TABLE} ({cols})")
+        # text for every VARCHAR column: JSONB arrives as the same text the attach reads
+        select = ", ".join(
+            f'"{c}"::text' if t == "VARCHAR" else f'"{c}"' for c, t in self.columns
+        )
+        self._fetch_sql = (
+            f"SELECT {select} FROM runs WHERE status = 'running' UNION ALL "
+            f"SELECT {select} FROM runs WHERE finished_at > %s AND status <> 'running'"
+        )
+
+    def view_sql(self) -> str:
+        """The ``runs`` view: mirrored finished runs and the running ones."""
+        return f"SELECT * FROM {MIRROR_TABLE} UNION ALL SELECT * FROM {LIVE_TABLE}"
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Bring the mirror up to date unless refreshed < ``min_interval`` s ago.
+
+        Returns True when it queried Postgres. Raises :class:`RunLogError` when Postgres
+        cannot be read (the mirror keeps what it had).
+        """
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._last < self.min_interval:
+                return False
+            if self._watermark is None:
+                self._cold_load()
+            self._incremental()
+            self._last = time.monotonic()
+            self.refreshes += 1
+            return True
+
+    def _cold_load(self) -> None:
+        con = self._con
+        try:
+            con.execute(
+                f"INSERT INTO {MIRROR_TABLE} SELECT * FROM pg.public.runs "
+                "WHERE status <> 'running'"
+            )
+            top = con.execute(f"SELECT max(finished_at) FROM {MIRROR_TABLE}").fetchall()
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                con.execute(f"DELETE FROM {MIRROR_TABLE}")
+            raise RunLogError(f"cannot copy the team's runs: {display_url(str(exc))}") from None
+        self._watermark = top[0][0] or _EPOCH
+
+    def _pg_connection(self) -> Any:
+        if self._pg is None or self._pg.closed:
+            self._pg = connect(self.url, timeout=10.0)
+            self._pg.read_only = True  # this connection never writes
+        return self._pg
+
+    def _incremental(self) -> None:
+        import pyarrow as pa
+
+        psycopg = psycopg_module()
+        assert self._watermark is not None
+        since = self._watermark - self.overlap
+        try:
+            pg = self._pg_connection()
+            with pg.cursor() as cur:
+                cur.execute(self._fetch_sql, [since])
+                rows = cur.fetchall()
+            pg.rollback()  # end the read-only transaction
+        except psycopg.Error as exc:
+            if self._pg is not None:
+                with contextlib.suppress(Exception):
+                    self._pg.close()
+            self._pg = None
+            raise RunLogError(f"run log {display_url(self.url)} unreachable: {exc}") from None
+        self.rows_fetched += len(rows)
+        status = [c for c, _ in self.columns].index("status")
+        running = [r for r in rows if r[status] == "running"]
+        finished = [r for r in rows if r[status] != "running"]
+        cur = self._con.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            cur.execute(f"DELETE FROM {LIVE_TABLE}")
+            for name, batch in (("ps_live_batch", running), ("ps_done_batch", finished)):
+                if not batch:
+                    continue
+                arrays = {
+                    c: pa.array([r[i] for r in batch], type=_arrow_type(t))
+                    for i, (c, t) in enumerate(self.columns)
+                }
+                cur.register(name, pa.table(arrays))
+            if finished:
+                cur.execute(f"INSERT OR REPLACE INTO {MIRROR_TABLE} SELECT * FROM ps_done_batch")
+            if running:
+                cur.execute(f"INSERT INTO {LIVE_TABLE} SELECT * FROM ps_live_batch")
+                # a run id running again (never in practice) is shown once, as running
+                cur.execute(
+                    f"DELETE FROM {MIRROR_TABLE} WHERE run_id IN "
+                    "(SELECT run_id FROM ps_live_batch)"
+                )
+            top = cur.execute(f"SELECT max(finished_at) FROM {MIRROR_TABLE}").fetchall()
+            cur.execute("COMMIT")
+        except Exception:
+            with contextlib.suppress(Exception):
+                cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
+        self._watermark = max(self._watermark, top[0][0] or _EPOCH)
+
+    def close(self) -> None:
+        """Close the refresh connection."""
+        with self._lock:
+            if self._pg is not None:
+                with contextlib.suppress(Exception):
+                    self._pg.close()
+                self._pg = None
