@@ -8,6 +8,7 @@ calls in flight), with generous timeouts for a loaded machine.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -156,4 +157,109 @@ def test_sweep_concurrency_overrides_the_providers_cap(
     sw = asyncio.run(main())
     assert sw.errors == 0 and sw.done == 100
     assert peak[0] == 50
+    s.close()
+
+
+# -- second pass: per-send CPU -----------------------------------------------------------------
+
+
+def test_run_ids_are_32_hex_unique_and_cost_no_syscall_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = _session(tmp_path / "ids.duckdb")
+    rt = s.runtime
+    calls: list[int] = []
+    real = os.urandom
+    monkeypatch.setattr(os, "urandom", lambda n: calls.append(n) or real(n))
+    ids = [rt.new_id() for _ in range(2000)]
+    iids = [rt.new_instance_id() for _ in range(2000)]
+    assert calls == []  # uuid4() would draw 16 random bytes per id
+    assert len(set(ids)) == 2000 and len(set(iids)) == 2000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert all(len(i) == 12 and int(i, 16) >= 0 for i in iids)
+    # the sends themselves use them: a run id is a session-prefixed counter
+    inst = s.start("p")
+    run = asyncio.run(_send(inst))
+    assert run.run_id[:16] == ids[0][:16] and run.run_id not in ids
+    s.close()
+
+
+async def _send(inst: ps.Instance) -> ps.RunResult:
+    return await inst.send()
+
+
+_CHILD_IDS = textwrap.dedent(
+    """
+    import os, sys
+    from promptstate.engine import ports
+    first = ports._new_id()
+    pid = os.fork()
+    if pid == 0:
+        os.write(1, (ports._new_id() + "\\n").encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print(first)
+    print(ports._new_id())
+    """
+)
+
+
+def test_ids_differ_across_processes_and_after_fork() -> None:
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    outs = [
+        subprocess.run(
+            [sys.executable, "-c", _CHILD_IDS],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout.split()
+        for _ in range(2)
+    ]
+    ids = [i for out in outs for i in out]
+    assert len(ids) == 6 and len(set(ids)) == 6
+    for child, first, after in outs:
+        assert first[:16] == after[:16]  # one prefix per process...
+        assert child[:16] != first[:16]  # ...and a forked child draws its own
+    assert outs[0][1][:16] != outs[1][1][:16]
+
+
+def test_the_terminal_row_reuses_the_running_rows_json_text_only_when_unchanged() -> None:
+    from promptstate.models.run import RunResult, to_row
+
+    running = RunResult(
+        run_id="r",
+        instance_id="i",
+        prompt_id="p",
+        prompt_version="v",
+        provider="echo",
+        model="echo",
+        status="running",
+        variables={"x": ("hi", "instance")},
+        messages=(ps.user("hi"),),
+        settings={"temperature": 0.1},
+    )
+    first = to_row(running)
+    assert first["variables"] == '{"x": {"value": "hi", "source": "instance"}}'
+    marked = {**first, "variables": "V", "messages": "M", "settings": "S"}
+    done = dataclasses.replace(running, status="success", response="hi")
+    row = to_row(done, (running, marked))
+    assert (row["variables"], row["messages"], row["settings"]) == ("V", "M", "S")
+    assert row["status"] == "success" and row["response"] == "hi"
+    changed = dataclasses.replace(done, settings={"temperature": 0.2})
+    row = to_row(changed, (running, marked))
+    assert row["settings"] == '{"temperature": 0.2}' and row["variables"] == "V"
+    assert to_row(done) == to_row(done, (running, first))
+
+
+def test_a_logged_run_has_the_same_json_columns_as_its_result(tmp_path: Path) -> None:
+    s = _session(tmp_path / "json.duckdb")
+    inst = s.start("p", {"x": "caf\u00e9"})
+    run = asyncio.run(_send(inst))
+    logged = s.runs.get(run.run_id)
+    assert logged is not None and logged.status == "success"
+    assert logged.variables == run.variables and logged.messages == run.messages
+    assert logged.settings == run.settings
+    assert s.runlog._running_rows == {}  # the cached running row went with its terminal row
     s.close()

@@ -154,18 +154,20 @@ def test_the_mirror_stays_identical_to_a_file_as_runs_arrive(stores: Any) -> Non
     newest = _runs(250)[249].finished_at
     assert newest is not None
     for query in HISTORY_QUERIES:
-        assert team.sql(query, read_only=True).fetchall() == local.sql(
-            query, read_only=True
-        ).fetchall(), query
+        assert (
+            team.sql(query, read_only=True).fetchall()
+            == local.sql(query, read_only=True).fetchall()
+        ), query
     late = dataclasses.replace(
         _runs(1)[0], run_id="late", started_at=newest - 31, finished_at=newest - 30
     )
     local.write_run(late)
     team.write_run(late)
     for query in HISTORY_QUERIES:
-        assert team.sql(query, read_only=True).fetchall() == local.sql(
-            query, read_only=True
-        ).fetchall(), query
+        assert (
+            team.sql(query, read_only=True).fetchall()
+            == local.sql(query, read_only=True).fetchall()
+        ), query
     # the refresh fetched the new rows and the overlap window, not the whole table again
     assert 51 <= engine.mirror.rows_fetched - fetched < 200, engine.mirror.rows_fetched
     assert team.sql("SELECT count(*) FROM runs").fetchall() == [(251,)]
@@ -208,5 +210,37 @@ def test_the_mirror_indexes_exist_once_and_serve_the_refresh(pg_cluster: Any) ->
         assert migrate(con) == []  # a second migrate changes nothing
         names = {r[0] for r in con.execute("SELECT indexname FROM pg_indexes").fetchall()}
     assert {"runs_finished_at", "runs_running"} <= names
-    # the DuckDB file has no such index: they are Postgres-only
-    assert pg_cluster.psql(db, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'runs_%'")
+    # the refresh query's two halves are answered from them, not a scan of every row
+    with psycopg.connect(url) as con:
+        con.execute("SET enable_seqscan = off")  # a 0-row table: ask what it *can* use
+        plan = "\n".join(
+            r[0]
+            for r in con.execute(
+                "EXPLAIN SELECT run_id FROM runs WHERE status = 'running' UNION ALL "
+                "SELECT run_id FROM runs WHERE finished_at > now() AND status <> 'running'"
+            ).fetchall()
+        )
+    assert "runs_running" in plan and "runs_finished_at" in plan, plan
+
+
+def test_a_writer_whose_clock_runs_ahead_hides_no_one_elses_runs(pg_cluster: Any) -> None:
+    import time
+
+    db = pg_cluster.database()
+    url = pg_cluster.url(db=db)
+    team = PostgresRunLog(url, "s", mirror_interval=0.0)
+    try:
+        assert team.sql("SELECT count(*) FROM runs").fetchall() == [(0,)]  # cold: empty
+        now = time.time()
+        ahead = dataclasses.replace(
+            _runs(1)[0], run_id="ahead", started_at=now + 86_399, finished_at=now + 86_400
+        )
+        team.write_run(ahead)
+        assert _statuses(team) == {"ahead": "success"}
+        on_time = dataclasses.replace(
+            _runs(1)[0], run_id="on-time", started_at=now - 1, finished_at=now
+        )
+        team.write_run(on_time)
+        assert _statuses(team) == {"ahead": "success", "on-time": "success"}
+    finally:
+        team.close()

@@ -225,11 +225,6 @@ async def test_jump_to_before_a_queued_send_does_not_break_its_run(tmp_path: Pat
     s.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session/instance.py: Instance.cancel reads the viewed (past) state, so Stop "
-    "while the devtools show the past misses the run in flight",
-)
 async def test_cancel_while_viewing_the_past_stops_the_run(tmp_path: Path) -> None:
     s = make_session(tmp_path)
     dev = s.devtools
@@ -247,14 +242,10 @@ async def test_cancel_while_viewing_the_past_stops_the_run(tmp_path: Path) -> No
     s.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session/instance.py: Instance.set_variables validates against the viewed "
-    "state; viewing a state from before the instance existed raises UnknownInstanceError",
-)
 async def test_edit_while_viewing_a_state_before_the_instance_existed(tmp_path: Path) -> None:
     s = make_session(tmp_path)
     dev = s.devtools
+    s.start("summarize")  # a state to go back to, before `inst` existed
     start = dev.last_index
     inst = s.start("summarize", variables={"text": "A"})
     dev.jump(start)

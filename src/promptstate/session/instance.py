@@ -66,6 +66,10 @@ class Instance:
     def _state(self) -> State:
         return self._session.store.get_state()
 
+    def _present(self) -> State:
+        # writes and cancels act on the present, even while devtools show the past
+        return self._session.store.present_state()
+
     @property
     def prompt(self) -> Prompt:
         """The prompt version this instance runs."""
@@ -115,7 +119,7 @@ class Instance:
 
     def set_variables(self, values: Mapping[str, object]) -> None:
         """Set several values in one action."""
-        select_instance(self._state(), self.id)
+        select_instance(self._present(), self.id)
         clean = clean_values(values)
         self._warn_unused(clean, stacklevel=3)
         if len(clean) == 1:
@@ -125,7 +129,8 @@ class Instance:
             self._session.store.dispatch(VariablesSet(instance_id=self.id, values=clean))
 
     def _warn_unused(self, values: Mapping[str, str], stacklevel: int) -> None:
-        used = self.prompt.used_variables | set(self.prompt.variables)
+        prompt = select_prompt_entry(self._present(), self.id).prompt
+        used = prompt.used_variables | set(prompt.variables)
         unused = sorted(set(values) - used)
         if unused:
             known = sorted(used)
@@ -139,14 +144,14 @@ class Instance:
                 else:
                     hints.append(repr(name))
             warnings.warn(
-                f"prompt {self.prompt.id!r} never uses variable(s) {', '.join(hints)}",
+                f"prompt {prompt.id!r} never uses variable(s) {', '.join(hints)}",
                 UnusedVariableWarning,
                 stacklevel=stacklevel + 1,
             )
 
     def unset_variable(self, name: str) -> None:
         """Drop the instance's own value, falling back to scoped values or the default."""
-        select_instance(self._state(), self.id)
+        select_instance(self._present(), self.id)
         self._session.store.dispatch(VariableUnset(instance_id=self.id, name=check_name(name)))
 
     def set_model(self, model: str | None) -> None:
@@ -252,7 +257,7 @@ class Instance:
 
     def cancel(self) -> bool:
         """Cancel the run in flight (thread-safe); returns whether there was one."""
-        inst = select_instance(self._state(), self.id)
+        inst = select_instance(self._present(), self.id)
         rid = inst.current_request_id
         if rid is None:
             return False
