@@ -189,11 +189,11 @@ def test_refreshes_are_rate_limited_and_the_mirror_is_read_only(pg_cluster: Any)
         assert team.sql("SELECT count(*) FROM runs").fetchall() == [(2,)]
         # ...and no query can change the local copy, read-only or not
         with pytest.raises(ps.RunLogError):
-            team.sql("DELETE FROM ps_mirror.finished_runs")
+            team.sql("DELETE FROM ps_mirror.runs")
         with pytest.raises(ps.RunLogError):
-            team.sql("INSERT INTO ps_mirror.running_runs SELECT * FROM runs")
+            team.sql("INSERT INTO ps_mirror.runs SELECT * FROM runs")
         with pytest.raises(ps.ReadOnlyQueryError):
-            team.sql("DELETE FROM ps_mirror.finished_runs", read_only=True)
+            team.sql("DELETE FROM ps_mirror.runs", read_only=True)
         assert team.sql("SELECT count(*) FROM runs").fetchall() == [(2,)]
     finally:
         team.close()
@@ -233,12 +233,12 @@ def test_a_writer_whose_clock_runs_ahead_hides_no_one_elses_runs(pg_cluster: Any
         assert team.sql("SELECT count(*) FROM runs").fetchall() == [(0,)]  # cold: empty
         now = time.time()
         ahead = dataclasses.replace(
-            _runs(1)[0], run_id="ahead", started_at=now + 86_399, finished_at=now + 86_400
+            _runs(2)[1], run_id="ahead", started_at=now + 86_399, finished_at=now + 86_400
         )
         team.write_run(ahead)
         assert _statuses(team) == {"ahead": "success"}
         on_time = dataclasses.replace(
-            _runs(1)[0], run_id="on-time", started_at=now - 1, finished_at=now
+            _runs(2)[1], run_id="on-time", started_at=now - 1, finished_at=now
         )
         team.write_run(on_time)
         assert _statuses(team) == {"ahead": "success", "on-time": "success"}

@@ -154,8 +154,10 @@ function createForm(model) {
     el,
     update,
     /**
-     * Values typed but not yet acknowledged by the kernel. Cancels their timers:
-     * the Send message carries them instead.
+     * Values typed since they were last sent (their debounce has not fired). Cancels
+     * their timers: the Send message carries them instead. An edit already sent is not
+     * carried again: the kernel received it before this click (one ordered comm), and
+     * re-sending it would undo a newer change made since (code, another widget).
      * @returns {Record<string, string>}
      */
     takeUnsynced() {
@@ -163,7 +165,7 @@ function createForm(model) {
       const out = {};
       const now = performance.now();
       for (const [name, entry] of rows) {
-        if (entry.edits.unsynced) {
+        if (entry.edits.pending) {
           stopTimer(entry);
           entry.edits.sent(now);
           out[name] = entry.input.value;
