@@ -115,16 +115,6 @@ class RunLog(SinkBase):
     # -- counters kept for tests and benchmarks --------------------------------------------
 
     @property
-    def flushes(self) -> int:
-        """Batches committed so far."""
-        return self._writer.flushes
-
-    @property
-    def rows_written(self) -> int:
-        """Run rows committed so far."""
-        return self._writer.rows_written
-
-    @property
     def opens(self) -> int:
         """How often the file was opened (shared mode opens on demand)."""
         return self._conn.opens
@@ -138,16 +128,6 @@ class RunLog(SinkBase):
     def lock_wait_seconds(self) -> float:
         """Seconds spent waiting for other processes."""
         return self._conn.lock_wait_seconds
-
-    @property
-    def last_error(self) -> BaseException | None:
-        """The last write error (also logged)."""
-        return self._writer.last_error
-
-    @property
-    def pending(self) -> int:
-        """Writes queued in memory, not yet committed."""
-        return self._writer.pending
 
     # -- schema ----------------------------------------------------------------------------
 

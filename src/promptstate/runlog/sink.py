@@ -33,6 +33,26 @@ class SinkBase:
     hostname: str
     _writer: Writer
 
+    @property
+    def flushes(self) -> int:
+        """Batches committed so far."""
+        return self._writer.flushes
+
+    @property
+    def rows_written(self) -> int:
+        """Run rows committed so far."""
+        return self._writer.rows_written
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The last write error (also logged)."""
+        return self._writer.last_error
+
+    @property
+    def pending(self) -> int:
+        """Writes queued in memory, not yet committed."""
+        return self._writer.pending
+
     def _init_sink(self) -> None:
         self._saved_prompts: dict[Any, concurrent.futures.Future[None]] = {}
         self._saved_lock = threading.Lock()

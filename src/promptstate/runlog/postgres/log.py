@@ -159,29 +159,9 @@ class PostgresRunLog(SinkBase):
     # -- counters ------------------------------------------------------------------------
 
     @property
-    def flushes(self) -> int:
-        """Batches committed so far."""
-        return self._writer.flushes
-
-    @property
-    def rows_written(self) -> int:
-        """Run rows committed so far."""
-        return self._writer.rows_written
-
-    @property
     def reconnects(self) -> int:
         """Connections the writer opened (1 + reconnections after failures)."""
         return self._writer.reconnects
-
-    @property
-    def last_error(self) -> BaseException | None:
-        """The last write error (also logged)."""
-        return self._writer.last_error
-
-    @property
-    def pending(self) -> int:
-        """Writes queued in memory, not yet committed."""
-        return self._writer.pending
 
     @property
     def heartbeat(self) -> Heartbeat:
