@@ -40,6 +40,22 @@ __all__ = ["CHUNK_INTERVAL", "execute", "run_result"]
 CHUNK_INTERVAL = 0.04
 
 
+def _without_tracebacks(exc: BaseException | None) -> BaseException | None:
+    # A result keeps its typed error for raise_for_status(), not the frames it was raised
+    # in: a traceback pins the whole failed call (stream, response, buffers) in memory
+    # for as long as anyone holds the result, e.g. every cell of a long sweep.
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        e.__traceback__ = None
+        todo += [e.__cause__, e.__context__]
+    return exc
+
+
 def run_result(run: RunState, exception: BaseException | None = None) -> RunResult:
     """The public result (a ``runs`` row) of the store's run entity."""
     return RunResult(
@@ -71,7 +87,7 @@ def run_result(run: RunState, exception: BaseException | None = None) -> RunResu
         settings=dict(run.settings),
         session_id=run.session_id,
         error_type=run.error_type,
-        exception=exception,
+        exception=_without_tracebacks(exception),
     )
 
 
