@@ -466,3 +466,14 @@ async def test_bad_send_raises_a_typed_error_and_changes_nothing(
     assert s.runs.sql("SELECT count(*) FROM runs").fetchall()[0][0] == 1
     assert inst.status == "success"
     s.close()
+
+
+async def test_a_send_nobody_awaits_still_ends_in_the_log(tmp_path: Path) -> None:
+    s = make_session(tmp_path)
+    inst = s.start("summarize", variables={"text": "dropped"})
+    coro = inst.send()
+    coro.close()  # the caller drops it without awaiting
+    await wait_for(lambda: inst.status == "success")
+    s.runs.flush()
+    assert s.runs.sql("SELECT status FROM runs").fetchall() == [("success",)]
+    s.close()

@@ -167,9 +167,7 @@ def test_send_streams_reply_and_logs_run(open_notebook: Any, lab_server: Any, pa
     # The value reached the kernel before the send was rendered: inside the click
     # message, or (when the debounce fired first, e.g. on a slow machine) as an update
     # the comm delivered ahead of the click.
-    send_at = next(
-        i for i, f in enumerate(sent) if '"type":"send"' in f and '"seq":2' in f
-    )
+    send_at = next(i for i, f in enumerate(sent) if '"type":"send"' in f and '"seq":2' in f)
     update = json.dumps(second)
     assert f'"variables":{carried}' in sent[send_at] or any(
         '"type":"set_variable"' in f and update in f for f in sent[:send_at]

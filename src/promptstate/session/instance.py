@@ -45,6 +45,10 @@ __all__ = ["Instance"]
 log = logging.getLogger("promptstate")
 
 
+async def _follow(task: asyncio.Task[RunResult]) -> RunResult:
+    return await task
+
+
 class Instance:
     """A handle on one prompt instance: holds only its id and reads through selectors."""
 
@@ -199,10 +203,16 @@ class Instance:
             cache=cache,
         )
         coro = execute(self._rt, prepared)
-        # the run is held while this coroutine exists; if it is dropped unawaited, the
-        # run becomes an orphan that the next send or cancel ends
-        self._rt.tasks.hold(prepared.action.request_id, coro)
-        return coro
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            # a script: it runs when awaited (asyncio.run). If it is dropped unawaited,
+            # the run becomes an orphan that the next send or cancel ends.
+            self._rt.tasks.hold(prepared.action.request_id, coro)
+            return coro
+        # inside a loop the run starts now, so it ends (and is logged) even if nobody
+        # awaits what send() returned; cancelling the awaiter cancels the run
+        return _follow(loop.create_task(coro))
 
     def run(self, content: str | None = None, **kwargs: Any) -> RunResult:
         """Send and wait, from synchronous code (a script); not inside a running loop."""
