@@ -23,7 +23,7 @@ from typing import Any
 from _common import machine_info
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["import", "store", "runlog", "throughput", "latency", "peers"]
+BENCHES = ["import", "store", "runlog", "throughput", "latency", "peers", "rss"]
 
 
 def run(name: str, quick: bool, out_dir: Path) -> dict[str, Any] | None:
@@ -150,17 +150,34 @@ def summary(results: dict[str, dict[str, Any] | None], quick: bool) -> str:
         )
     p = results.get("peers")
     if p:
-        walls = ", ".join(f"{k} {v:.2f} s" for k, v in p["walls"].items())
-        row(f"5 peers, {p['n']} cases @{p['concurrency']}", walls, "-", None)
-        if "vs_llm" in p:
-            row("5 vs simonw/llm", f"**{p['vs_llm']:.1f}x** faster", ">= 5x", p["vs_llm"] >= 5)
-        if "vs_promptfoo" in p:
+        for label, r in p.get("results", {}).items():
+            peer, _, size = label.partition(" / ")
+            if peer.startswith("llm"):
+                row(
+                    f"5 Python API vs simonw/llm {p.get('llm')}, {size.split(', ')[1]}",
+                    f"promptstate **{r['wall']:.1f}x** faster (CPU {r['cpu']:.1f}x)",
+                    ">= 10x",
+                    r["wall"] >= 10,
+                )
+            else:
+                row(
+                    f"5 `promptstate sweep` vs {peer} {p.get('promptfoo')}, {size.split(', ')[1]}",
+                    f"promptstate CLI **{r['wall']:.1f}x** faster (CPU {r['cpu']:.1f}x)",
+                    ">= 5x",
+                    r["wall"] >= 5,
+                )
+    rss = results.get("rss")
+    if rss:
+        ctl = rss["summary"]["bare aiohttp"]
+        for kind, r in rss["summary"].items():
+            if kind == "bare aiohttp" or kind.endswith("kept"):
+                continue
             row(
-                "5 vs promptfoo",
-                f"CLI vs CLI **{p['vs_promptfoo']:.1f}x**; in-process "
-                f"sweep vs CLI {p['vs_promptfoo_api']:.1f}x",
-                ">= 3x",
-                p["vs_promptfoo"] >= 3,
+                f"7 RSS over {rss['sends']:,} sends, {kind} @{rss['concurrency']}",
+                f"{r['rss_first_mb']:.0f} -> {r['rss_end_mb']:.0f} MB: **{r['growth_pct']:+.1f}%** "
+                f"({r['mb_per_1000']:+.2f} MB per 1,000; bare aiohttp {ctl['growth_pct']:+.1f}%)",
+                "flat within 5%",
+                abs(r["growth_pct"]) <= 5,
             )
     im = results.get("import")
     if im:

@@ -273,6 +273,9 @@ class FakeLLMServer(_Server):
         self._counts: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        # requests being answered now, and the most at once (a client's real concurrency)
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._port = 0
@@ -410,9 +413,14 @@ class FakeLLMServer(_Server):
             await reply.error(400, str(exc))
             return
         wait = self.latency + faults.delay
-        if wait > 0:
-            await asyncio.sleep(wait)
-        await reply.run(faults)
+        self.in_flight += 1  # the server's own loop: no lock needed
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await reply.run(faults)
+        finally:
+            self.in_flight -= 1
         if reply.dropped:
             _DROPPING.set(True)
 

@@ -418,3 +418,269 @@ def test_cli_eval_bad_files_exit_2_naming_the_field(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "e.yaml" in err and field in err
     assert not db.exists()
+
+
+# -- re-scoring in batches: the same rows as run by run ------------------------------------------
+
+_VARIED = [
+    ("success", "Paris", 5.0, 0.001, 3, None),
+    ("success", " paris \n", 150.0, None, 9, None),
+    ("success", "ünïcödé ✓ 東京 12", None, 0.5, None, None),
+    ("success", "", 0.0, 0.0, 0, None),
+    ("success", None, 99.5, None, 1, None),  # NULL response: read back as ""
+    ("success", '{"a": {"b": [1, 2]}, "name": "x"}', 20.0, 0.002, 4, None),
+    ("success", '```json\n{"name": "Paris"}\n```', 1e6, None, 2, None),
+    ("success", "12345 ok " * 40, 7.25, 0.02, 400, None),
+    ("error", None, 3.0, None, None, "HTTP 500 with key sk-rescore-secret-1"),
+    ("cancelled", "partial", None, None, None, None),
+    ("interrupted", None, None, None, None, ""),
+]
+
+
+def _varied_runs(session: ps.Session) -> list[str]:
+    from promptstate.models.redact import add_secret
+
+    add_secret("sk-rescore-secret-1")
+    ids = []
+    for i, (status, response, latency, cost, out_tokens, error) in enumerate(_VARIED):
+        run = ps.RunResult(
+            run_id=f"v{i:02d}",
+            prompt_id="varied",
+            status=status,
+            response=response,  # type: ignore[arg-type]
+            latency_ms=latency,
+            cost_usd=cost,
+            input_tokens=None if out_tokens is None else 10,
+            output_tokens=out_tokens,
+            error=error,
+            variables={"q": (f"question {i} ✓", "instance")},
+            messages=(ps.ChatMessage("user", f"question {i}"),),
+        )
+        session.runlog.write_run(run)
+        ids.append(run.run_id)
+    session.runlog.flush()
+    return ids
+
+
+def _builtins() -> list[list[ps.scorers.Scorer]]:
+    """Every built-in with fixed arguments, in groups of distinct names."""
+    sc = ps.scorers
+    schema = {"type": "object", "required": ["name"]}
+    return [
+        [
+            sc.equals("Paris"),
+            sc.contains("ar"),
+            sc.icontains("PAR"),
+            sc.starts_with("Pa"),
+            sc.regex(r"\d+"),
+            sc.is_json(),
+            sc.json_schema(schema),
+            sc.json_path_equals("$.a.b[1]", 2),
+            sc.similarity("Paris", threshold=0.5),
+            sc.length(min=1, max=20),
+            sc.latency(max_ms=100),
+            sc.cost(max_usd=0.01),
+            sc.tokens(max_output=5, max_total=12),
+        ],
+        [
+            sc.equals("paris", ignore_case=True, strip=False),
+            sc.contains("東京"),
+            sc.starts_with(" pa", strip=False),
+            sc.regex(r"^\d+$", full=True),
+            sc.length(max=3),
+            sc.tokens(max_input=5),
+        ],
+        [sc.equals(" PARIS", ignore_case=True), sc.contains(["b", 1]), sc.length(min=0)],
+    ]
+
+
+def _per_run_rows(session: ps.Session, ids: list[str], scorers: list[Any]) -> set[tuple[Any, ...]]:
+    """What scoring each run on its own (``score_rows``, as an eval cell does) records."""
+    from promptstate.evals.dataset import DatasetRow
+    from promptstate.evals.evaluate import _check_scorers, score_rows, scores_to_rows
+    from promptstate.evals.scoring import ScoreContext
+
+    rt = session.runtime
+    checked = _check_scorers(rt, scorers)
+    by_name = {s.name: s for s in checked}
+    out = set()
+    for k, rid in enumerate(ids):
+        run = rt.reader.get_run(rid)
+        assert run is not None
+        row = DatasetRow(rid, k, {n: v for n, (v, _s) in run.variables.items()})
+        got = asyncio.run(score_rows(checked, run, row, ScoreContext(rt, None)))
+        for r in scores_to_rows(rid, got, by_name, None, rt.session_id, 0.0):
+            out.add(tuple(r[c] for c in _COMPARED))
+    return out
+
+
+_COMPARED = (
+    "run_id",
+    "scorer",
+    "scorer_version",
+    "value",
+    "passed",
+    "reason",
+    "source",
+    "judge_run_id",
+    "errored",
+)
+
+
+def _written(session: ps.Session, where: str = "TRUE") -> set[tuple[Any, ...]]:
+    cols = ", ".join(_COMPARED)
+    return set(session.runs.sql(f"SELECT {cols} FROM scores WHERE {where}").fetchall())
+
+
+def test_rescore_batch_rows_equal_the_per_run_rows_for_every_builtin(tmp_path: Path) -> None:
+    session = ps.Session(db=str(tmp_path / "b.duckdb"))
+    ids = _varied_runs(session)
+    for k, scorers in enumerate(_builtins()):
+        assert all(s.batch is not None for s in scorers)  # no RunResult built for these
+        asyncio.run(session.score("SELECT * FROM runs WHERE prompt_id = 'varied'", scorers))
+        written = _written(session, f"scorer_version IN {tuple(s.version for s in scorers)}")
+        assert written == _per_run_rows(session, ids, scorers), k
+        assert len(written) == len(ids) * len(scorers)
+    written = _written(session)
+    # the rows carry real outcomes, not one default
+    outcomes = {(r[1], r[4], r[8]) for r in written}
+    assert ("contains", True, False) in outcomes and ("contains", False, False) in outcomes
+    assert ("latency", False, True) in outcomes  # latency unknown: an error score
+    assert ("is_json", True, False) in outcomes and ("json_schema", True, False) in outcomes
+    reasons = {r[5] for r in written if r[0] == "v08"}
+    assert reasons == {"run ended error: HTTP 500 with key [redacted]"}
+    assert {r[5] for r in written if r[0] == "v10"} == {"run ended interrupted:"}
+    session.close()
+
+
+def test_rescore_batch_falls_back_run_by_run_and_mixes_with_callables(tmp_path: Path) -> None:
+    session = ps.Session(db=str(tmp_path / "m.duckdb"))
+    ids = _varied_runs(session)
+
+    def picky(run: Any, row: Any) -> float:
+        if "東京" in run.response:
+            raise ValueError(f"no unicode please: {run.response[:3]}")
+        return len(run.response) / 10
+
+    async def later(run: Any, row: Any) -> bool:
+        await asyncio.sleep(0)
+        return run.latency_ms is not None and run.latency_ms < 50
+
+    # contains() wants each row's expected: runs outside an eval have none, so the
+    # batch check raises and every run is scored (and errors) on its own
+    sync = [ps.scorers.contains(), ps.scorers.scorer(picky, threshold=0.5), ps.scorers.regex("k")]
+    mixed = [ps.scorers.length(max=8), ps.scorers.scorer(later), ps.scorers.equals("Paris")]
+    for scorers in (sync, mixed):
+        asyncio.run(session.score("SELECT * FROM runs", scorers))
+        names = ", ".join(f"'{s.name}'" for s in scorers)
+        assert _written(session, f"scorer IN ({names})") == _per_run_rows(session, ids, scorers)
+    errors = session.runs.sql(
+        "SELECT run_id, reason FROM scores WHERE scorer = 'picky' AND errored"
+    ).fetchall()
+    assert errors == [("v02", "ValueError: no unicode please: ünï")]
+    no_expected = session.runs.sql(
+        "SELECT count(*), min(reason) FROM scores WHERE scorer = 'contains' AND errored"
+    ).fetchall()[0]
+    assert no_expected[0] == 8 and no_expected[1].startswith("ScorerError: no expected value")
+    session.close()
+
+
+_EV_SCORES = (
+    "SELECT scorer, run_id, value, passed, reason, errored, scorer_version "
+    "FROM scores WHERE eval_id = ?"
+)
+
+
+def _by_cell(s: ps.Session, eval_id: str) -> dict[tuple[str, str], tuple[Any, ...]]:
+    return {(r[0], r[1]): r[2:] for r in s.runs.sql(_EV_SCORES, [eval_id]).fetchall()}
+
+
+def test_rescore_of_an_eval_batches_expected_values_like_its_cells(s: ps.Session) -> None:
+    rows = [*ROWS, {"question": "東京 ✓", "expected": "東京", "topic": "jp"}]
+    ds = ps.Dataset(rows, name="uni", metadata=["topic"])
+    scorers = [ps.scorers.equals(), ps.scorers.contains(), ps.scorers.starts_with()]
+    ev = asyncio.run(s.evaluate("qa", ds, scorers).wait())
+    cells = _by_cell(s, ev.eval_id)
+    s.runs.sql("DELETE FROM scores")
+    asyncio.run(s.score(ev, scorers))
+    again = _by_cell(s, ev.eval_id)
+    assert again == cells and len(cells) == 12
+    assert sorted(v[1] for v in cells.values()) == [False] * 7 + [True] * 5
+
+
+def test_score_many_builds_a_run_only_when_a_check_needs_one() -> None:
+    from promptstate.evals.dataset import DatasetRow
+    from promptstate.evals.scoring import RunBatch
+
+    texts = ["Paris", "", "東京 ✓", '{"name": 1}', "no"]
+    runs = [
+        ps.RunResult(run_id=f"r{i}", status="success", response=t, latency_ms=i * 40.0)
+        for i, t in enumerate(texts)
+    ]
+    rows = [DatasetRow(f"r{i}", i, {}, t[:2] or "x") for i, t in enumerate(texts)]
+    built: list[int] = []
+
+    def run(k: int) -> ps.RunResult:
+        built.append(k)
+        return runs[k]
+
+    batch = RunBatch(len(runs), lambda c: [getattr(r, c) for r in runs], run, rows.__getitem__)
+    idx = [0, 2, 3, 4]
+    sc = ps.scorers
+    for s in (sc.contains("ar"), sc.contains(), sc.equals(), sc.regex("^.{2}"), sc.latency(100)):
+        assert s.score_many(batch, idx) == [s.score_sync(runs[k], rows[k]) for k in idx]
+    assert built == []  # every check read columns only
+    rows[2] = DatasetRow("r2", 2, {})  # no expected: contains() raises for this run alone
+    got = sc.contains().score_many(batch, idx)
+    assert built == idx  # so every run was scored on its own
+    assert [g.errored for g in got] == [False, True, False, False]
+    assert got[1].reason is not None and got[1].reason.startswith("ScorerError: no expected")
+
+
+def test_rescore_interrupted_midway_writes_nothing(tmp_path: Path) -> None:
+    session = ps.Session(db=str(tmp_path / "i.duckdb"))
+    _varied_runs(session)
+    seen: list[str] = []
+
+    def stop(run: Any, row: Any) -> bool:
+        seen.append(run.run_id)
+        if len(seen) == 4:
+            raise KeyboardInterrupt  # not an Exception: it ends the re-score
+        return True
+
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(session.score("SELECT run_id FROM runs", [ps.scorers.length(max=5), stop]))
+    assert len(seen) == 4
+    assert session.runs.sql("SELECT count(*) FROM scores").fetchall() == [(0,)]
+    session.close()
+
+
+def test_arrow_score_batches_read_as_the_same_rows_everywhere() -> None:
+    import datetime as dt
+
+    from promptstate.runlog.evalstore import SCORE_COLUMNS, ArrowBatch, columns_of, score_schema
+    from promptstate.runlog.postgres.evalstore import _rows
+
+    at = dt.datetime(2024, 1, 2, 3, 4, 5, 678901)
+    rows = [
+        {
+            **dict.fromkeys(SCORE_COLUMNS),
+            "score_id": f"s{i}",
+            "run_id": "r",
+            "scorer": "x",
+            "value": [1.0, None, 0.25][i],
+            "passed": [True, None, False][i],
+            "reason": [None, "ünï ✓", ""][i],
+            "source": "auto",
+            "errored": i == 1,
+            "created_at": at,
+        }
+        for i in range(3)
+    ]
+    lists = columns_of(rows, SCORE_COLUMNS)
+    arrow = ArrowBatch(lists.arrow(score_schema()))
+    assert columns_of(arrow, SCORE_COLUMNS) is arrow  # handed to the writer as is
+    assert list(arrow) == rows and arrow[1:] == rows[1:] and len(arrow) == 3
+    # the Postgres port reads an Arrow batch as the same parameter rows as row dicts
+    assert _rows([arrow], SCORE_COLUMNS) == _rows([rows], SCORE_COLUMNS)
+    assert _rows([arrow], SCORE_COLUMNS)[0][-1] == at

@@ -100,10 +100,10 @@ KILLED = textwrap.dedent("""
         sw = s.sweep("p", {"x": [f"w{i} more words" for i in range(20)]},
                      concurrency=20, progress=False)
         def running():
-            return sum(r.status == "running" for r in s.store.get_state().runs.values())
-        # every call is out and nothing is queued: the deferred rows reached the file
-        # on their own (no flush() here: it would write them at once)
-        while s.runlog.pending or running() < 20:
+            return len(sw.in_flight)
+        # every call is out and its 'running' row reached the file on its own (no
+        # flush() here: it would write them at once)
+        while s.runlog.pending or running() < 20 or s.runlog.rows_written < 20:
             await asyncio.sleep(0.01)
         print("go", flush=True)
         await sw
@@ -143,20 +143,13 @@ def test_sweep_concurrency_overrides_the_providers_cap(
     assert provider.max_concurrency < 50  # the default cap the sweep must not be held to
     s = ps.Session(db=str(tmp_path / "c.duckdb"), providers=[provider])
     s.prompts.register(ps.Prompt(id="p", messages=[ps.user("{{x}}")], model="fake:m"))
-    peak = [0]
-
-    def count() -> None:
-        running = sum(1 for r in s.store.get_state().runs.values() if r.status == "running")
-        peak[0] = max(peak[0], running)
-
-    s.store.subscribe(count)
 
     async def main() -> ps.Sweep:
         return await s.sweep("p", {"x": [f"t{i}" for i in range(100)]}, concurrency=50)
 
     sw = asyncio.run(main())
     assert sw.errors == 0 and sw.done == 100
-    assert peak[0] == 50
+    assert slow_server.peak_in_flight == 50  # requests the server saw at once
     s.close()
 
 

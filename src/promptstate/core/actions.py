@@ -20,6 +20,7 @@ __all__ = [
     "ACTION_TYPES",
     "Action",
     "AttemptStarted",
+    "CellEnd",
     "ChunkReceived",
     "ExecuteFulfilled",
     "ExecutePending",
@@ -38,7 +39,10 @@ __all__ = [
     "ScopedFetchPending",
     "ScopedFetchRejected",
     "ScopedVariableSet",
-    "SweepCellFinished",
+    "SentCell",
+    "SweepCellsFinished",
+    "SweepCellsSent",
+    "SweepFinished",
     "SweepStarted",
     "VariableSet",
     "VariableUnset",
@@ -315,15 +319,67 @@ class SweepStarted(Action):
 
 
 @dataclass(frozen=True)
-class SweepCellFinished(Action):
-    """One cell of a sweep ended (``run_id`` is None when it could not send at all)."""
+class SweepFinished(Action):
+    """A sweep (or eval) ended: its progress leaves the store (the job keeps its counts)."""
 
-    type: ClassVar[str] = "sweeps/cell_finished"
+    type: ClassVar[str] = "sweeps/finished"
     sweep_id: str
+
+
+@dataclass(frozen=True)
+class SentCell:
+    """One sweep cell's request, as rendered in the transaction that sent it.
+
+    ``messages`` are the request exactly as sent and logged (roles and texts).
+    """
+
+    index: int
+    run_id: str
+    instance_id: str
+    provider: str
+    model: str
+    variables: tuple[tuple[str, str, str], ...]
+    messages: tuple[ChatMessage, ...]
+    settings: dict[str, Any]
+    state_hash: str
+    cache_key: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepCellsSent(Action):
+    """Cells of a sweep sent together: each request rendered from the state this action
+    applies to (the prompt version, scoped variables and settings of that instant).
+
+    A sweep records its cells in batches (the cells that got a free slot at once), so a
+    5,000-cell sweep is a few hundred actions, not tens of thousands.
+    """
+
+    type: ClassVar[str] = "sweeps/cells_sent"
+    sweep_id: str
+    prompt_id: str
+    prompt_version: str
+    at: float
+    cells: tuple[SentCell, ...]
+    action_index: int | None = None
+
+
+@dataclass(frozen=True)
+class CellEnd:
+    """How one sweep cell ended (``run_id`` is None when it could not send at all)."""
+
     index: int
     status: str
     run_id: str | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepCellsFinished(Action):
+    """Cells of a sweep (or an eval) ended; their runs are committed to the log."""
+
+    type: ClassVar[str] = "sweeps/cells_finished"
+    sweep_id: str
+    cells: tuple[CellEnd, ...]
 
 
 _ALL: tuple[type[Action], ...] = (
@@ -350,6 +406,8 @@ _ALL: tuple[type[Action], ...] = (
     ExecuteFulfilled,
     ExecuteRejected,
     SweepStarted,
-    SweepCellFinished,
+    SweepCellsSent,
+    SweepCellsFinished,
+    SweepFinished,
 )
 ACTION_TYPES: dict[str, type[Action]] = {cls.type: cls for cls in _ALL}

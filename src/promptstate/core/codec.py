@@ -27,6 +27,8 @@ def _to_json(value: Any) -> Any:
         return out
     if isinstance(value, tuple | list):
         return [_to_json(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {k: _to_json(v) for k, v in value.items()}
     return value
@@ -72,6 +74,9 @@ def _coerce(value: Any, hint: Any, where: str, depth: int = 0) -> Any:
             _coerce(value.get("run_id"), str | None, f"{where}.run_id", depth + 1),
             _coerce(value.get("status"), str | None, f"{where}.status", depth + 1),
         )
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        # a record inside an action (a sweep's SentCell / CellEnd): same checks as a payload
+        return _build(hint, value, where, depth + 1)
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, list | tuple):
@@ -137,10 +142,10 @@ def check_json(value: Any, where: str, depth: int = 0) -> Any:
     raise StateImportError(f"{where}: not JSON data ({type(value).__name__})")
 
 
-_HINTS: dict[type[Action], dict[str, Any]] = {}
+_HINTS: dict[type[Any], dict[str, Any]] = {}
 
 
-def _hints(cls: type[Action]) -> dict[str, Any]:
+def _hints(cls: type[Any]) -> dict[str, Any]:
     found = _HINTS.get(cls)
     if found is None:
         found = _HINTS[cls] = typing.get_type_hints(cls)
@@ -157,18 +162,24 @@ def action_from_json(type_: str, payload: Any) -> Action:
         raise StateImportError(f"unknown action type {type_!r}")
     if payload is None:
         payload = {}
+    action: Action = _build(cls, payload, type_)
+    return action
+
+
+def _build(cls: type[Any], payload: Any, where: str, depth: int = 0) -> Any:
+    """An instance of the dataclass ``cls`` from a JSON object, every field checked."""
     if not isinstance(payload, dict):
-        raise StateImportError(f"{type_}: payload must be an object")
+        raise StateImportError(f"{where}: payload must be an object")
     hints = _hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     extra = set(payload) - names
     if extra:
-        raise StateImportError(f"{type_}: unexpected field(s) {sorted(extra)}")
+        raise StateImportError(f"{where}: unexpected field(s) {sorted(extra)}")
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name not in payload:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise StateImportError(f"{type_}: missing field {f.name!r}")
+                raise StateImportError(f"{where}: missing field {f.name!r}")
             continue
-        kwargs[f.name] = _coerce(payload[f.name], hints[f.name], f"{type_}.{f.name}")
+        kwargs[f.name] = _coerce(payload[f.name], hints[f.name], f"{where}.{f.name}", depth)
     return cls(**kwargs)

@@ -27,6 +27,7 @@ __all__ = [
     "select_preview",
     "select_prompt_entry",
     "select_runs_in_flight",
+    "select_scoped_layers",
 ]
 
 T = TypeVar("T")
@@ -107,9 +108,7 @@ def _merged_inputs(state: State, iid: str) -> tuple[Any, ...]:
     return (entry, s.org, s.project, s.user, inst.values)
 
 
-def _merge(
-    entry: PromptEntry | None, org: Any, project: Any, user: Any, values: Any
-) -> MergedVariables:
+def _layers(entry: PromptEntry | None, org: Any, project: Any, user: Any) -> MergedVariables:
     names: list[str] = []
     defaults: Mapping[str, str | None] = {}
     if entry is not None:
@@ -120,25 +119,33 @@ def _merge(
             for part in parse(m.content).parts:
                 if isinstance(part, tuple) and part[0] not in names:
                     names.append(part[0])
-    for k in values:
-        if k not in names:
-            names.append(k)
     items: dict[str, VariableValue] = {}
     for name in names:
-        # lowest to highest: defaults < org < project < user < instance
+        # lowest to highest: defaults < org < project < user (< instance, see _merge)
         vv = VariableValue(
             defaults.get(name), "default" if defaults.get(name) is not None else "missing"
         )
-        for source, layer in (
-            ("org", org),
-            ("project", project),
-            ("user", user),
-            ("instance", values),
-        ):
+        for source, layer in (("org", org), ("project", project), ("user", user)):
             if name in layer:
                 vv = VariableValue(layer[name], source)
         items[name] = vv
     return MergedVariables(items)
+
+
+def _merge(
+    entry: PromptEntry | None, org: Any, project: Any, user: Any, values: Any
+) -> MergedVariables:
+    return _layers(entry, org, project, user).with_values(values)
+
+
+def select_scoped_layers(state: State, entry: PromptEntry) -> MergedVariables:
+    """A prompt's variables from its defaults and the scoped layers, without an instance.
+
+    ``select_scoped_layers(state, entry).with_values(values)`` is what an instance with
+    ``values`` would merge to (a sweep renders its cells this way, one lookup per batch).
+    """
+    s = state.scoped
+    return _layers(entry, s.org, s.project, s.user)
 
 
 select_merged_variables: memoized[MergedVariables] = memoized(_merged_inputs, _merge)

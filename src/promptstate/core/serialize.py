@@ -77,7 +77,7 @@ def state_to_dict(state: State) -> dict[str, Any]:
                 "done": w.done,
                 "errors": w.errors,
                 "cancelled": w.cancelled,
-                "cells": {str(i): st for i, st in w.cells.items()},
+                "sent": w.sent,
             }
             for k, w in state.sweeps.items()
         },
@@ -247,19 +247,14 @@ def _run(d: Any, where: str) -> RunState:
 
 
 def _sweep(d: Any, where: str) -> SweepState:
-    cells = _get(d, "cells", dict, where)
-    parsed: dict[int, str] = {}
-    for k, v in cells.items():
-        if not (isinstance(k, str) and k.isdigit() and isinstance(v, str)):
-            raise StateImportError(f"{where}.cells: expected index -> status")
-        parsed[int(k)] = v
     return SweepState(
         prompt_id=_get(d, "prompt_id", str, where),
         total=_get(d, "total", int, where),
         done=_get(d, "done", int, where),
         errors=_get(d, "errors", int, where),
         cancelled=_get(d, "cancelled", int, where),
-        cells=immutables.Map(parsed),
+        # older exports have per-cell "cells" and no "sent": the counts are what is kept
+        sent=_get(d, "sent", int, where) if "sent" in d else 0,
     )
 
 

@@ -117,14 +117,16 @@ class ScopedState:
 
 @dataclass(frozen=True)
 class SweepState:
-    """Progress of one sweep: counts and each finished cell's status."""
+    """Progress of one sweep (or eval): counts only, O(1) per batch of cells."""
 
     prompt_id: str
     total: int
     done: int = 0
     errors: int = 0
     cancelled: int = 0
-    cells: immutables.Map[int, str] = field(default_factory=immutables.Map)
+    # cells sent so far; each cell's own status lives on its job (``Sweep.cells``), so a
+    # 50,000-cell sweep does not copy a 50,000-entry map into every state
+    sent: int = 0
 
 
 @dataclass(frozen=True)

@@ -34,13 +34,14 @@ from promptstate.models.redact import redact
 from promptstate.models.run import RunResult
 from promptstate.models.values import ChatMessage
 
-__all__ = ["CHUNK_INTERVAL", "execute", "run_result"]
+__all__ = ["CHUNK_INTERVAL", "describe_error", "execute", "run_result", "without_tracebacks"]
 
 # Streaming text reaches the store at most this often (the final text is always exact).
 CHUNK_INTERVAL = 0.04
 
 
-def _without_tracebacks(exc: BaseException | None) -> BaseException | None:
+def without_tracebacks(exc: BaseException | None) -> BaseException | None:
+    """``exc`` and its chain with their tracebacks dropped (kept by a result)."""
     # A result keeps its typed error for raise_for_status(), not the frames it was raised
     # in: a traceback pins the whole failed call (stream, response, buffers) in memory
     # for as long as anyone holds the result, e.g. every cell of a long sweep.
@@ -87,11 +88,12 @@ def run_result(run: RunState, exception: BaseException | None = None) -> RunResu
         settings=dict(run.settings),
         session_id=run.session_id,
         error_type=run.error_type,
-        exception=_without_tracebacks(exception),
+        exception=without_tracebacks(exception),
     )
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """``"Type: message"``, redacted (the text a run's ``error`` column stores)."""
     # redacted before anything can cut it: no prefix of a key survives truncation
     return redact(f"{type(exc).__name__}: {exc}")
 
@@ -221,10 +223,10 @@ async def execute(
         return result
     except ProviderError as exc:
         failure = exc
-        reject("error", exc, _describe(exc), attempts=max(attempts[0], exc.attempts))
+        reject("error", exc, describe_error(exc), attempts=max(attempts[0], exc.attempts))
     except Exception as exc:  # anything unexpected still ends the run, with the reason
         failure = exc
-        reject("error", exc, _describe(exc))
+        reject("error", exc, describe_error(exc))
     else:
         if hit[0] is not None:
             fields = {**common(), "latency_ms": 0.0, "ttft_ms": 0.0, "cost_usd": 0.0}

@@ -10,6 +10,10 @@ import asyncio
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
+from promptstate.core.actions import SweepFinished
+from promptstate.core.state import SweepState
+from promptstate.engine.ports import Runtime
+
 __all__ = ["Job"]
 
 J = TypeVar("J", bound="Job")
@@ -18,10 +22,36 @@ J = TypeVar("J", bound="Job")
 class Job:
     """Starts on first await (or at once inside a running loop); ``cancel()`` is thread-safe."""
 
+    _rt: Runtime
+    _job_id: str
+
     def _init_job(self) -> None:
         self._task: asyncio.Task[None] | None = None
         self._cell_tasks: list[asyncio.Task[Any]] = []
         self._cancel_requested = False
+        self._final: SweepState | None = None
+
+    def _progress(self) -> SweepState:
+        """Progress in the store (``state.sweeps``); after the end, the final counts."""
+        found = self._rt.store.get_state().sweeps.get(self._job_id)
+        if found is not None:
+            return found
+        if self._final is not None:
+            return self._final
+        return SweepState(prompt_id="", total=0)  # a past state before the job started
+
+    def _close_progress(self) -> None:
+        """Keep the final counts here and let the store drop the job's progress."""
+        found = self._rt.store.present_state().sweeps.get(self._job_id)
+        if found is not None:
+            self._final = SweepState(
+                prompt_id=found.prompt_id,
+                total=found.total,
+                done=found.done,
+                errors=found.errors,
+                cancelled=found.cancelled,
+            )
+        self._rt.store.dispatch(SweepFinished(sweep_id=self._job_id))
 
     async def _run(self) -> None:  # pragma: no cover - every subclass implements it
         raise NotImplementedError

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,6 +50,9 @@ class RunSink(Protocol):
         ``deferred``: the row may wait briefly and be replaced unwritten by a later row
         of the same run (a ``running`` row superseded by its terminal row).
         """
+
+    def write_runs(self, results: Sequence[RunResult]) -> concurrent.futures.Future[None]:
+        """Queue many runs' rows as one write; the future resolves once all are committed."""
 
     def save_prompt(
         self, definition: Mapping[str, Any], source: str

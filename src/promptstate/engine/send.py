@@ -65,11 +65,14 @@ class PreparedSend:
     provider: Provider
 
 
+# what json.dumps(..., ensure_ascii=False[, sort_keys=True]) writes, one encoder each
+_esc = json.encoder.encode_basestring  # a JSON string literal, as json.dumps writes it
+_SORTED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
 def _cache_key(provider: str, model: str, messages: list[dict[str, str]], settings: Any) -> str:
-    raw = json.dumps(
-        {"provider": provider, "model": model, "messages": messages, "settings": settings},
-        sort_keys=True,
-        ensure_ascii=False,
+    raw = _SORTED_JSON(
+        {"provider": provider, "model": model, "messages": messages, "settings": settings}
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
@@ -77,9 +80,15 @@ def _cache_key(provider: str, model: str, messages: list[dict[str, str]], settin
 def _state_hash(variables: tuple[tuple[str, str, str], ...], messages: Any, version: str) -> str:
     # values, not their sources: a restored instance holds the same values as its own
     pairs = sorted((n, v) for n, v, _ in variables)
-    raw = json.dumps(
-        {"v": pairs, "m": [(m.role, m.content) for m in messages], "p": version},
-        ensure_ascii=False,
+    # the text json.dumps({"v": pairs, "m": [(role, content)...], "p": version}) writes
+    raw = (
+        '{"v": ['
+        + ", ".join(f"[{_esc(n)}, {_esc(v)}]" for n, v in pairs)
+        + '], "m": ['
+        + ", ".join(f"[{_esc(m.role)}, {_esc(m.content)}]" for m in messages)
+        + '], "p": '
+        + _esc(version)
+        + "}"
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 

@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import contextlib
+import functools
 import itertools
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from promptstate.core.actions import InstanceClosed, SweepCellFinished, SweepStarted
-from promptstate.core.state import SweepState
-from promptstate.engine.execute import execute
+from promptstate.core.actions import (
+    CellEnd,
+    SentCell,
+    SweepCellsFinished,
+    SweepCellsSent,
+    SweepStarted,
+)
+from promptstate.core.state import prompt_key
+from promptstate.engine.cells import CellRequest, call_cell, open_result, render_cells, reply_now
+from promptstate.engine.execute import describe_error
+from promptstate.engine.gcpause import paused_gc
 from promptstate.engine.job import Job
 from promptstate.engine.ports import Runtime
-from promptstate.engine.prompts import fetch_prompt, start_instance
-from promptstate.engine.send import begin_send, check_name, clean_values
-from promptstate.errors import PromptStateError, VariableError
+from promptstate.engine.prompts import fetch_prompt
+from promptstate.engine.send import check_name, clean_values
+from promptstate.errors import VariableError
 from promptstate.models.provider import validate_settings
-from promptstate.models.redact import redact
 from promptstate.models.run import RunResult
 
 __all__ = ["Sweep", "SweepCell", "expand_variables"]
@@ -27,6 +38,16 @@ __all__ = ["Sweep", "SweepCell", "expand_variables"]
 log = logging.getLogger("promptstate")
 
 Query = Callable[[str, list[Any]], Any]
+_Ended = tuple[int, RunResult | None, str, str | None]
+
+# A cell still in flight this long after it was sent gets its 'running' row written (so a
+# crash leaves it 'interrupted'); a cell that ends sooner costs one row, its last.
+RUNNING_ROW_DELAY = 0.05
+
+
+def _log_failure(fut: concurrent.futures.Future[None]) -> None:
+    if fut.exception() is not None:  # the writer logged it too; the terminal row retries
+        log.warning("promptstate: a sweep's running rows were not written: %s", fut.exception())
 
 
 def expand_variables(
@@ -118,7 +139,7 @@ class Sweep(Job):
         self._rt = rt
         self._query = query
         self.prompt_id = prompt_id
-        self.sweep_id = rt.new_id()
+        self.sweep_id = self._job_id = rt.new_id()
         self.cells: list[SweepCell] = [
             SweepCell(i, v, m, r)
             for i, (v, m, r) in enumerate(
@@ -128,6 +149,7 @@ class Sweep(Job):
         self.variable_names = list(dict.fromkeys(k for v in variables for k in v))
         self.models = models
         self._progress_enabled = progress
+        self._ended_order: list[int] = []  # cell indexes in the order they were committed
         self._init_job()
         # the facade that made it (views need its loop); set by Session.sweep
         self.session: Any = None
@@ -139,9 +161,6 @@ class Sweep(Job):
             self._start()
 
     # -- progress, from the store ----------------------------------------------------------
-
-    def _progress(self) -> SweepState:
-        return self._rt.store.get_state().sweeps[self.sweep_id]
 
     @property
     def done(self) -> int:
@@ -164,106 +183,242 @@ class Sweep(Job):
         """Call ``listener(cell)`` once for each cell as it finishes (SweepGrid uses it).
 
         Built on ``store.subscribe``: the listener runs on the dispatching thread, outside
-        the store lock.
+        the store lock, after the store counts the cell as done.
         """
-        seen: set[int] = set()
-        last: list[Any] = [None]
+        seen = [0]
+        lock = threading.Lock()  # dispatches on two threads must not report a cell twice
 
         def on_change() -> None:
-            sweep = self._rt.store.get_state().sweeps.get(self.sweep_id)
-            if sweep is None or sweep is last[0]:
-                return
-            last[0] = sweep
-            for index in sweep.cells:
-                if index not in seen and self.cells[index].status != "pending":
-                    seen.add(index)
-                    listener(self.cells[index])
+            ended = self._ended_order
+            with lock:
+                new = ended[seen[0] :]
+                seen[0] += len(new)
+            for index in new:
+                listener(self.cells[index])
 
         return self._rt.store.subscribe(on_change)
 
+    @property
+    def in_flight(self) -> list[int]:
+        """Indexes of the cells whose call is in flight now."""
+        return list(getattr(self, "_inflight", ()))
+
     async def _run(self) -> None:
-        sem = asyncio.Semaphore(self.concurrency)
-        bar = self._progress_bar()
-        loop = asyncio.get_running_loop()
-        self._cell_tasks = [loop.create_task(self._run_cell(c, sem, bar)) for c in self.cells]
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._inflight: dict[int, tuple[str, asyncio.Task[RunResult]]] = {}
+        self._ended: list[_Ended] = []
+        self._flush_due = False
+        self._uncommitted = 0  # cells ended but not yet committed (bounded: back-pressure)
+        self._bar = self._progress_bar()
+        self._saved_versions: set[tuple[str, str]] = set()
+        todo = collections.deque(range(len(self.cells)))
+        calls_cancelled = False
+        bound = max(4 * self.concurrency, 1000)
         try:
-            await asyncio.gather(*self._cell_tasks, return_exceptions=True)
-        finally:
-            if bar is not None:
-                bar.close()
-
-    async def _run_cell(self, cell: SweepCell, sem: asyncio.Semaphore, bar: Any) -> None:
-        rt = self._rt
-        iid: str | None = None
-        result: RunResult | None = None
-        try:
-            async with sem:
-                # started only once it holds a slot: at most `concurrency` live
-                # instances, so starting and closing stay O(concurrency), not O(cells)
-                iid = start_instance(rt, self.prompt_id, cell.variables)
-                result = await self._send(iid, cell.model, self._cancel_requested)
+            while todo or self._inflight or self._ended or self._uncommitted:
+                if self._cancel_requested and not calls_cancelled:
+                    calls_cancelled = True  # once: a second cancel would cut the cleanup
+                    for _rid, task in self._inflight.values():
+                        task.cancel()
+                    if todo:  # never called: each still gets its 'cancelled' row
+                        self._send([todo.popleft() for _ in range(len(todo))], cancelled=True)
+                free = self.concurrency - len(self._inflight)
+                if todo and free > 0 and self._uncommitted < bound:
+                    # every cell that has a free slot now is rendered in one transaction
+                    self._send([todo.popleft() for _ in range(min(free, len(todo)))])
+                    continue
+                self._wake.clear()
+                await self._wake.wait()
         except asyncio.CancelledError:
-            if result is None and iid is None:
-                # never started: still leave a 'cancelled' row, as promised
-                with contextlib.suppress(PromptStateError):
-                    iid = start_instance(rt, self.prompt_id, cell.variables)
-                    result = await self._send(iid, cell.model, True)
-            if result is None and iid is not None:
-                last = rt.store.get_state().instances.get(iid)
-                run = (
-                    rt.store.get_state().runs.get(last.last_run_id)
-                    if last and last.last_run_id
-                    else None
-                )
-                if run is not None:
-                    from promptstate.engine.execute import run_result
+            # the awaiting cell was interrupted: every cell still ends, with its row
+            self._cancel_requested = True
+            if not calls_cancelled:
+                for _rid, task in self._inflight.values():
+                    task.cancel()
+            if todo:
+                self._send(list(todo), cancelled=True)
+                todo.clear()
+            while self._inflight or self._ended or self._uncommitted:
+                self._wake.clear()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._wake.wait()
+            raise
+        finally:
+            self._close_progress()
+            if self._bar is not None:
+                self._bar.close()
 
-                    result = run_result(run)
-            self._finish_cell(cell, bar, result, "cancelled", "cancelled")
-            return
-        except PromptStateError as exc:
+    def _cancel_tasks(self) -> None:
+        # on the loop: the run loop above cancels the calls and ends the queued cells
+        wake = getattr(self, "_wake", None)
+        if wake is not None:
+            wake.set()
+
+    def _send(self, indexes: list[int], *, cancelled: bool = False) -> None:
+        """Record a batch of cells in one transaction, then start (or end) each one."""
+        with paused_gc():  # nothing here suspends
+            self._send_batch(indexes, cancelled)
+
+    def _send_batch(self, indexes: list[int], cancelled: bool) -> None:
+        rt = self._rt
+        cells = [self.cells[i] for i in indexes]
+        rendered = render_cells(
+            rt,
+            self.sweep_id,
+            self.prompt_id,
+            [CellRequest(c.index, c.variables, c.model) for c in cells],
+            self.settings,
+            rt.cache_default,
+        )
+        for index, exc in rendered.failed:
             rt.task_errors.append(exc)
             del rt.task_errors[:-50]
-            self._finish_cell(cell, bar, None, "error", redact(f"{type(exc).__name__}: {exc}"))
+            self._end(index, None, "error", describe_error(exc))
+        action = rendered.action
+        if action is None:
             return
-        finally:
-            if iid is not None:
-                rt.store.dispatch(InstanceClosed(instance_id=iid))
-        assert result is not None
-        self._finish_cell(cell, bar, result, result.status, result.error)
-
-    def _finish_cell(
-        self, cell: SweepCell, bar: Any, result: RunResult | None, status: str, error: str | None
-    ) -> None:
-        done = SweepCell(cell.index, cell.variables, cell.model, cell.repeat, result, status, error)
-        self.cells[cell.index] = done
-        self._rt.store.dispatch(
-            SweepCellFinished(
-                sweep_id=self.sweep_id,
-                index=cell.index,
-                status=status,
-                run_id=None if result is None else result.run_id,
-                error=error,
+        version = (action.prompt_id, action.prompt_version)
+        if version not in self._saved_versions:  # the log keeps every version a run used
+            self._saved_versions.add(version)
+            entry = rt.store.present_state().prompts.get(prompt_key(*version))
+            if entry is not None:
+                rt.sink.save_prompt(entry.prompt.to_dict(), entry.source)
+        loop = self._loop
+        for sent in action.cells:
+            if cancelled:
+                rt.tasks.discard(sent.run_id)
+                result = open_result(
+                    action,
+                    sent,
+                    status="cancelled",
+                    error="cancelled by the user",
+                    finished_at=rt.clock(),
+                    session_id=rt.session_id,
+                )
+                self._end(sent.index, result, "cancelled", result.error)
+                continue
+            provider = rendered.providers[sent.index]
+            known = reply_now(rt, action, sent, provider)
+            if known is not None:  # answered without I/O (echo): no task for it
+                rt.tasks.discard(sent.run_id)
+                self._end(sent.index, known, known.status, known.error)
+                continue
+            task = loop.create_task(
+                call_cell(
+                    rt,
+                    action,
+                    sent,
+                    provider,
+                    user_cancel=lambda: self._cancel_requested,
+                )
             )
-        )
-        self._update_bar(bar)
+            rt.tasks.add(sent.run_id, task)
+            self._inflight[sent.index] = (sent.run_id, task)
+            task.add_done_callback(functools.partial(self._called, action, sent))
+        if not cancelled:
+            loop.call_later(RUNNING_ROW_DELAY, self._write_running, action)
 
-    async def _send(self, instance_id: str, model: str, cancelled: bool) -> RunResult:
-        prepared = begin_send(
-            self._rt,
-            instance_id,
-            None,
-            model=model,
-            settings=self.settings or None,
-            sweep_id=self.sweep_id,
-        )
-        # the sweep's concurrency is the cap for its cells, whatever the provider's own
-        return await execute(
-            self._rt,
-            prepared,
-            precancelled=cancelled or self._cancel_requested,
-            concurrency=self.concurrency,
-        )
+    def _called(
+        self, action: SweepCellsSent, sent: SentCell, task: asyncio.Task[RunResult]
+    ) -> None:
+        self._inflight.pop(sent.index, None)
+        self._rt.tasks.discard(sent.run_id)
+        if task.cancelled():  # cancelled before its first step: nothing was called
+            result = open_result(
+                action,
+                sent,
+                status="cancelled",
+                error="cancelled by the user" if self._cancel_requested else "cancelled",
+                finished_at=self._rt.clock(),
+                session_id=self._rt.session_id,
+            )
+        else:
+            result = task.result()
+        self._end(sent.index, result, result.status, result.error)
+
+    def _write_running(self, action: SweepCellsSent) -> None:
+        # Cells of this batch still in flight after the delay get their 'running' row (a
+        # crash now leaves them 'interrupted'); quick cells never cost that write.
+        rows = [
+            open_result(action, c, session_id=self._rt.session_id)
+            for c in action.cells
+            if c.index in self._inflight and self._inflight[c.index][0] == c.run_id
+        ]
+        if rows:
+            fut = self._rt.sink.write_runs(rows)
+            fut.add_done_callback(_log_failure)
+
+    def _end(self, index: int, result: RunResult | None, status: str, error: str | None) -> None:
+        self._ended.append((index, result, status, error))
+        self._uncommitted += 1
+        if not self._flush_due:  # one log write for every cell ending in this iteration
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
+        self._wake.set()
+
+    def _flush(self) -> None:
+        with paused_gc():  # nothing here suspends
+            self._flush_batch()
+
+    def _flush_batch(self) -> None:
+        self._flush_due = False
+        ended, self._ended = self._ended, []
+        if not ended:
+            return
+        results = [r for _i, r, _s, _e in ended if r is not None]
+        loop = self._loop
+        if not results:
+            self._committed(ended, None)
+            return
+        fut = self._rt.sink.write_runs(results)
+
+        def done(f: concurrent.futures.Future[None]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed under us
+                loop.call_soon_threadsafe(self._committed, ended, f)
+
+        fut.add_done_callback(done)
+
+    def _committed(self, ended: list[_Ended], fut: concurrent.futures.Future[None] | None) -> None:
+        """The batch is on disk (or failed to be): only now do its cells count as done."""
+        with paused_gc():  # nothing here suspends (listeners run inside the dispatch)
+            self._count_committed(ended, fut)
+
+    def _count_committed(
+        self, ended: list[_Ended], fut: concurrent.futures.Future[None] | None
+    ) -> None:
+        rt = self._rt
+        failure = None if fut is None else fut.exception()
+        ends = []
+        for index, result, status, error in ended:
+            if failure is not None and result is not None:
+                status, error = "error", describe_error(failure)
+            elif (
+                result is not None
+                and status == "success"
+                and result.cache_key
+                and not result.cache_hit
+            ):
+                rt.cache.store(result.cache_key, result)
+            c = self.cells[index]
+            self.cells[index] = SweepCell(
+                c.index, c.variables, c.model, c.repeat, result, status, error
+            )
+            ends.append(
+                CellEnd(
+                    index=index,
+                    status=status,
+                    run_id=None if result is None else result.run_id,
+                    error=error,
+                )
+            )
+        self._uncommitted -= len(ended)
+        self._ended_order.extend(i for i, _r, _s, _e in ended)
+        rt.store.dispatch(SweepCellsFinished(sweep_id=self.sweep_id, cells=tuple(ends)))
+        if self._bar is not None:
+            self._bar.update(len(ended))
+            self._bar.set_postfix(errors=self.errors, cancelled=self.cancelled, refresh=False)
+        self._wake.set()
 
     # -- progress bar --------------------------------------------------------------------------
 
@@ -275,11 +430,6 @@ class Sweep(Job):
         except ImportError:  # progress is optional
             return None
         return tqdm(total=len(self.cells), desc=f"sweep {self.prompt_id}", unit="run", leave=True)
-
-    def _update_bar(self, bar: Any) -> None:
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(errors=self.errors, cancelled=self.cancelled, refresh=False)
 
     # -- results -------------------------------------------------------------------------------
 

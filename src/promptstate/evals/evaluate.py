@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from promptstate.core.actions import InstanceClosed, SweepCellFinished, SweepStarted
+from promptstate.core.actions import CellEnd, InstanceClosed, SweepCellsFinished, SweepStarted
 from promptstate.engine.execute import execute
 from promptstate.engine.job import Job
 from promptstate.engine.ports import Runtime
@@ -192,7 +192,7 @@ class Eval(EvalView, Job):
         self.cache = cache
         self.settings = dict(settings or {})
         self.name = name or f"{'+'.join(dict.fromkeys(p.id for p in resolved))} on {dataset.name}"
-        self.eval_id = rt.new_id()
+        self.eval_id = self._job_id = rt.new_id()
         self.cells: list[EvalCell] = []
         for p in resolved:
             for row in dataset.rows:
@@ -232,12 +232,12 @@ class Eval(EvalView, Job):
     @property
     def done(self) -> int:
         """Cells that have ended (any status)."""
-        return int(self._rt.store.get_state().sweeps[self.eval_id].done)
+        return self._progress().done
 
     @property
     def errors(self) -> int:
         """Cells whose run ended ``error`` (or could not send)."""
-        return int(self._rt.store.get_state().sweeps[self.eval_id].errors)
+        return self._progress().errors
 
     # -- running -----------------------------------------------------------------------------
 
@@ -245,8 +245,11 @@ class Eval(EvalView, Job):
         sem = asyncio.Semaphore(self.concurrency)
         loop = asyncio.get_running_loop()
         self._cell_tasks = [loop.create_task(self._run_cell(c, sem)) for c in self.cells]
-        await asyncio.gather(*self._cell_tasks, return_exceptions=True)
-        await asyncio.to_thread(self._log.flush)
+        try:
+            await asyncio.gather(*self._cell_tasks, return_exceptions=True)
+            await asyncio.to_thread(self._log.flush)
+        finally:
+            self._close_progress()
 
     async def _run_cell(self, cell: EvalCell, sem: asyncio.Semaphore) -> None:
         rt = self._rt
@@ -327,8 +330,9 @@ class Eval(EvalView, Job):
                 )
             )
         self._rt.store.dispatch(
-            SweepCellFinished(
-                sweep_id=self.eval_id, index=cell.index, status=status, run_id=run_id, error=error
+            SweepCellsFinished(
+                sweep_id=self.eval_id,
+                cells=(CellEnd(index=cell.index, status=status, run_id=run_id, error=error),),
             )
         )
 

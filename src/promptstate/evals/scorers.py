@@ -18,13 +18,21 @@ import contextlib
 import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from promptstate.errors import ScorerError
 from promptstate.evals.dataset import DatasetRow
 from promptstate.evals.judge import judge_pairwise, llm_rubric, parse_verdict
-from promptstate.evals.scoring import Score, Scorer, as_scorer, scorer
+from promptstate.evals.scoring import (
+    BatchCheck,
+    RunBatch,
+    Score,
+    Scorer,
+    as_scorer,
+    columnar,
+    scorer,
+)
 from promptstate.models.run import RunResult
 
 __all__ = [
@@ -72,6 +80,23 @@ def _params(**kw: Any) -> dict[str, Any]:
     return {k: ("<expected>" if v is _UNSET else v) for k, v in kw.items()}
 
 
+# -- batch checks: the same checks over many runs' columns (re-scoring; see score_many).
+# Each gives, run for run, exactly what its scorer's ``check`` returns; the per-run check
+# stays the definition (its source is the scorer's version) and the fallback.
+
+
+def _wants(given: Any, runs: RunBatch, idx: Sequence[int], what: str) -> list[str]:
+    """The compared text of each run: ``given``, or each run's row's ``expected``."""
+    if given is not _UNSET:
+        return [_text(given)] * len(idx)
+    return [_text(_want(given, runs.row(k), what)) for k in idx]
+
+
+def _with(scorer: Scorer, batch: BatchCheck) -> Scorer:
+    scorer.batch = batch
+    return scorer
+
+
 def equals(value: Any = _UNSET, *, strip: bool = True, ignore_case: bool = False) -> Scorer:
     """Passes when the response equals ``value`` (default: the row's ``expected``)."""
 
@@ -83,7 +108,19 @@ def equals(value: Any = _UNSET, *, strip: bool = True, ignore_case: bool = False
             got, want = got.casefold(), want.casefold()
         return got == want
 
-    return Scorer(check, name="equals", params=_params(value=value, strip=strip, ic=ignore_case))
+    def many(runs: RunBatch, idx: Sequence[int]) -> list[bool]:
+        resp = runs.column("response")
+        got, want = [resp[k] for k in idx], _wants(value, runs, idx, "value")
+        if strip:
+            got, want = [g.strip() for g in got], [w.strip() for w in want]
+        if ignore_case:
+            got, want = [g.casefold() for g in got], [w.casefold() for w in want]
+        return [g == w for g, w in zip(got, want, strict=True)]
+
+    return _with(
+        Scorer(check, name="equals", params=_params(value=value, strip=strip, ic=ignore_case)),
+        many,
+    )
 
 
 def contains(text: Any = _UNSET, *, ignore_case: bool = False) -> Scorer:
@@ -95,8 +132,18 @@ def contains(text: Any = _UNSET, *, ignore_case: bool = False) -> Scorer:
             return want.casefold() in run.response.casefold()
         return want in run.response
 
+    def many(runs: RunBatch, idx: Sequence[int]) -> list[bool]:
+        resp = runs.column("response")
+        if text is not _UNSET and not ignore_case:  # the common case, kept cheap
+            want = _text(text)
+            return [want in resp[k] for k in idx]
+        wants = _wants(text, runs, idx, "text")
+        if ignore_case:
+            return [w.casefold() in resp[k].casefold() for w, k in zip(wants, idx, strict=True)]
+        return [w in resp[k] for w, k in zip(wants, idx, strict=True)]
+
     name = "icontains" if ignore_case else "contains"
-    return Scorer(check, name=name, params=_params(text=text, ignore_case=ignore_case))
+    return _with(Scorer(check, name=name, params=_params(text=text, ignore_case=ignore_case)), many)
 
 
 def icontains(text: Any = _UNSET) -> Scorer:
@@ -111,7 +158,15 @@ def starts_with(prefix: Any = _UNSET, *, strip: bool = True) -> Scorer:
         got = run.response.lstrip() if strip else run.response
         return got.startswith(_text(_want(prefix, row, "prefix")))
 
-    return Scorer(check, name="starts_with", params=_params(prefix=prefix, strip=strip))
+    def many(runs: RunBatch, idx: Sequence[int]) -> list[bool]:
+        resp = runs.column("response")
+        got = [resp[k].lstrip() if strip else resp[k] for k in idx]
+        wants = _wants(prefix, runs, idx, "prefix")
+        return [g.startswith(w) for g, w in zip(got, wants, strict=True)]
+
+    return _with(
+        Scorer(check, name="starts_with", params=_params(prefix=prefix, strip=strip)), many
+    )
 
 
 def regex(pattern: str, *, flags: int = 0, full: bool = False) -> Scorer:
@@ -125,7 +180,15 @@ def regex(pattern: str, *, flags: int = 0, full: bool = False) -> Scorer:
         found = compiled.fullmatch(run.response) if full else compiled.search(run.response)
         return found is not None
 
-    return Scorer(check, name="regex", params={"pattern": pattern, "flags": flags, "full": full})
+    def many(runs: RunBatch, idx: Sequence[int]) -> list[bool]:
+        resp = runs.column("response")
+        match = compiled.fullmatch if full else compiled.search
+        return [match(resp[k]) is not None for k in idx]
+
+    return _with(
+        Scorer(check, name="regex", params={"pattern": pattern, "flags": flags, "full": full}),
+        many,
+    )
 
 
 def _load_json(text: str) -> Any:
@@ -144,7 +207,7 @@ def is_json() -> Scorer:
             return Score(0.0, False, f"not JSON: {exc}")
         return Score(1.0, True)
 
-    return Scorer(check, name="is_json")
+    return _with(Scorer(check, name="is_json"), columnar(check, ("response",), False))
 
 
 def json_schema(schema: Mapping[str, Any]) -> Scorer:
@@ -169,7 +232,10 @@ def json_schema(schema: Mapping[str, Any]) -> Scorer:
             return Score(0.0, False, f"{where}: {errors[0].message}")
         return Score(1.0, True)
 
-    return Scorer(check, name="json_schema", params={"schema": dict(schema)})
+    return _with(
+        Scorer(check, name="json_schema", params={"schema": dict(schema)}),
+        columnar(check, ("response",), False),
+    )
 
 
 def _path(doc: Any, path: str) -> Any:
@@ -204,7 +270,10 @@ def json_path_equals(path: str, value: Any = _UNSET) -> Scorer:
         ok = got == want
         return Score(1.0 if ok else 0.0, ok, None if ok else f"{path} is {got!r}, not {want!r}")
 
-    return Scorer(check, name="json_path_equals", params=_params(path=path, value=value))
+    return _with(
+        Scorer(check, name="json_path_equals", params=_params(path=path, value=value)),
+        columnar(check, ("response",), value is _UNSET),
+    )
 
 
 def similarity(expected: Any = _UNSET, *, threshold: float = 0.8) -> Scorer:
@@ -214,7 +283,10 @@ def similarity(expected: Any = _UNSET, *, threshold: float = 0.8) -> Scorer:
         want = _text(_want(expected, row, "expected"))
         return difflib.SequenceMatcher(None, run.response.strip(), want.strip()).ratio()
 
-    return Scorer(check, name="similarity", params=_params(expected=expected), threshold=threshold)
+    return _with(
+        Scorer(check, name="similarity", params=_params(expected=expected), threshold=threshold),
+        columnar(check, ("response",), expected is _UNSET),
+    )
 
 
 def length(min: int | None = None, max: int | None = None) -> Scorer:
@@ -226,7 +298,12 @@ def length(min: int | None = None, max: int | None = None) -> Scorer:
         n = len(run.response)
         return (min is None or n >= min) and (max is None or n <= max)
 
-    return Scorer(check, name="length", params={"min": min, "max": max})
+    def many(runs: RunBatch, idx: Sequence[int]) -> list[bool]:
+        resp = runs.column("response")
+        lengths = [len(resp[k]) for k in idx]
+        return [(min is None or n >= min) and (max is None or n <= max) for n in lengths]
+
+    return _with(Scorer(check, name="length", params={"min": min, "max": max}), many)
 
 
 def _bound(name: str, got: float | None, limit: float) -> Score:
@@ -236,13 +313,39 @@ def _bound(name: str, got: float | None, limit: float) -> Score:
     return Score(float(got), ok, None if ok else f"{name} {got:g} > {limit:g}")
 
 
+def _new_score(value: float | None, passed: bool, reason: str | None, errored: bool) -> Score:
+    # the Score the frozen dataclass __init__ builds, at about half its cost
+    s = object.__new__(Score)
+    d = s.__dict__
+    d["value"], d["passed"], d["reason"] = value, passed, reason
+    d["judge_run_id"], d["errored"] = None, errored
+    return s
+
+
+def _bounds(name: str, column: list[Any], idx: Sequence[int], limit: float) -> list[Score]:
+    """:func:`_bound` of each run's value: the same scores, built faster."""
+    unknown = _bound(name, None, limit)  # frozen: one instance serves every such run
+    out = []
+    for k in idx:
+        got = column[k]
+        if got is None:
+            out.append(unknown)
+            continue
+        ok = got <= limit
+        out.append(_new_score(float(got), ok, None if ok else f"{name} {got:g} > {limit:g}", False))
+    return out
+
+
 def latency(max_ms: float) -> Scorer:
     """Passes when the run's ``latency_ms`` <= ``max_ms``; the value is the latency."""
 
     def check(run: RunResult, row: DatasetRow) -> Score:
         return _bound("latency_ms", run.latency_ms, max_ms)
 
-    return Scorer(check, name="latency", params={"max_ms": max_ms})
+    def many(runs: RunBatch, idx: Sequence[int]) -> list[Score]:
+        return _bounds("latency_ms", runs.column("latency_ms"), idx, max_ms)
+
+    return _with(Scorer(check, name="latency", params={"max_ms": max_ms}), many)
 
 
 def cost(max_usd: float) -> Scorer:
@@ -251,7 +354,10 @@ def cost(max_usd: float) -> Scorer:
     def check(run: RunResult, row: DatasetRow) -> Score:
         return _bound("cost_usd", run.cost_usd, max_usd)
 
-    return Scorer(check, name="cost", params={"max_usd": max_usd})
+    def many(runs: RunBatch, idx: Sequence[int]) -> list[Score]:
+        return _bounds("cost_usd", runs.column("cost_usd"), idx, max_usd)
+
+    return _with(Scorer(check, name="cost", params={"max_usd": max_usd}), many)
 
 
 def tokens(
@@ -275,8 +381,11 @@ def tokens(
                     return s
         return Score(float(tout or 0), True)
 
-    return Scorer(
-        check, name="tokens", params={"out": max_output, "in": max_input, "total": max_total}
+    return _with(
+        Scorer(
+            check, name="tokens", params={"out": max_output, "in": max_input, "total": max_total}
+        ),
+        columnar(check, ("input_tokens", "output_tokens"), False),
     )
 
 

@@ -12,8 +12,9 @@ import asyncio
 import hashlib
 import inspect
 import json
+import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +24,13 @@ from promptstate.models.redact import redact
 from promptstate.models.run import RunResult
 
 __all__ = [
+    "BatchCheck",
+    "RunBatch",
     "Score",
     "ScoreContext",
     "Scorer",
     "as_scorer",
+    "columnar",
     "error_score",
     "scorer",
     "to_score",
@@ -63,6 +67,86 @@ class ScoreContext:
 
     rt: Any  # promptstate.engine.ports.Runtime
     cache: bool | None = None
+
+
+log = logging.getLogger("promptstate")
+
+
+class RunBatch:
+    """Many runs to score at once, held as columns (re-scoring reads them in one fetch).
+
+    A scorer with a batch check (the built-ins) reads whole columns; any other scorer
+    gets each run as a :class:`RunResult` (and its dataset row), built on first use.
+
+    Parameters
+    ----------
+    n : int
+        How many runs.
+    column : callable
+        ``column(name)`` -> the ``runs`` column ``name`` as a list of ``n`` values, as
+        the run's :class:`RunResult` field holds it (``response`` is never None).
+    run, row : callable
+        ``run(k)`` -> the k-th :class:`RunResult`; ``row(k)`` -> its :class:`DatasetRow`.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        column: Callable[[str], list[Any]],
+        run: Callable[[int], RunResult],
+        row: Callable[[int], DatasetRow],
+    ) -> None:
+        self._n = n
+        self._column = column
+        self._cols: dict[str, list[Any]] = {}
+        self.run = run
+        self.row = row
+
+    def __len__(self) -> int:
+        return self._n
+
+    def column(self, name: str) -> list[Any]:
+        """The column ``name`` (converted once, then shared by every scorer)."""
+        got = self._cols.get(name)
+        if got is None:
+            got = self._cols[name] = self._column(name)
+        return got
+
+
+# ``check(runs, indices)`` -> one result per index (bool, number or Score), exactly what
+# the scorer's function returns for ``(runs.run(k), runs.row(k))``
+BatchCheck = Callable[[RunBatch, Sequence[int]], Sequence[Any]]
+
+
+_NO_ROW = DatasetRow("", 0, {})  # for checks that never read the row
+
+
+class _Fields:
+    """The run fields a built-in check reads, set run after run instead of a RunResult."""
+
+    __slots__ = ("cost_usd", "input_tokens", "latency_ms", "output_tokens", "response")
+
+
+def columnar(
+    check: Callable[[Any, DatasetRow], Any], names: Sequence[str], uses_row: bool
+) -> BatchCheck:
+    """A batch check that calls ``check`` itself on each run, with no RunResult built.
+
+    ``check`` reads only the run fields ``names`` (and the row when ``uses_row``); it
+    gets an object holding those fields, reused run after run.
+    """
+
+    def many(runs: RunBatch, idx: Sequence[int]) -> list[Any]:
+        cols = [(n, runs.column(n)) for n in names]
+        view = _Fields()
+        out = []
+        for k in idx:
+            for n, col in cols:
+                setattr(view, n, col[k])
+            out.append(check(view, runs.row(k) if uses_row else _NO_ROW))
+        return out
+
+    return many
 
 
 def _source(fn: Any) -> str:
@@ -124,9 +208,15 @@ class Scorer:
 
     ``version`` is a hash of the function's source and ``params``: editing the code,
     the parameters or a judge's rubric gives a new version.
+
+    ``batch`` (optional, set by the built-ins) is the same check over many runs'
+    columns, ``batch(runs, indices)`` with ``runs`` a :class:`RunBatch`: re-scoring
+    uses it instead of calling ``fn`` run by run (see :meth:`score_many`).
     """
 
     source = "auto"
+    # the same check over many runs' columns (set by the built-ins); see score_many
+    batch: BatchCheck | None = None
 
     def __init__(
         self,
@@ -171,6 +261,29 @@ class Scorer:
             return to_score(result, self.threshold)
         except Exception as exc:
             return error_score(exc)
+
+    def score_many(self, runs: RunBatch, indices: Sequence[int]) -> list[Score]:
+        """Score the runs at ``indices`` synchronously: ``score_sync`` of each, in order.
+
+        With a :attr:`batch` check the runs are scored column by column, with no
+        :class:`RunResult` built; if that check raises anywhere (or a result does not
+        normalize), every run is scored again one by one, so each failure is recorded
+        against its own run exactly as :meth:`score_sync` records it.
+        """
+        check = self.batch
+        if check is not None:
+            try:
+                got = check(runs, indices)
+                if len(got) == len(indices):
+                    threshold = self.threshold
+                    return [
+                        _PASS if r is True else _FAIL if r is False else to_score(r, threshold)
+                        for r in got
+                    ]
+                log.debug("promptstate: %s batch check gave %d results", self.name, len(got))
+            except Exception as exc:  # recorded per run below
+                log.debug("promptstate: %s batch check fell back to per run: %s", self.name, exc)
+        return [self.score_sync(runs.run(k), runs.row(k)) for k in indices]
 
     async def score(self, run: RunResult, row: DatasetRow, ctx: ScoreContext | None) -> Score:
         """Score one run; never raises except on cancellation (an error score instead)."""

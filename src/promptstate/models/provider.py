@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
-from promptstate.errors import ProviderConfigError
+from promptstate.errors import ProviderConfigError, ProviderError
 
 __all__ = [
     "DEFAULT_TOTAL_TIMEOUT",
     "AttemptStarted",
     "ChatRequest",
     "Provider",
+    "Reply",
     "RetryPolicy",
     "StreamEvent",
     "TextDelta",
@@ -40,6 +41,9 @@ DEFAULT_TOTAL_TIMEOUT = 600.0
 _STRICT_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 
 
+_GOOD_MODELS: set[str] = set()
+
+
 def validate_model(model: object) -> str:
     """Return ``model`` if it is a usable model name, else raise.
 
@@ -55,10 +59,14 @@ def validate_model(model: object) -> str:
     """
     if not isinstance(model, str):
         raise ProviderConfigError(f"model must be a string, not {type(model).__name__}")
+    if model in _GOOD_MODELS:  # every request checks its model: most are seen before
+        return model
     if not model.strip():
         raise ProviderConfigError("model must be a non-empty name, e.g. 'gpt-4o-mini'")
     if any(ord(c) < 32 or ord(c) == 127 for c in model):
         raise ProviderConfigError(f"model name has control characters: {model!r}")
+    if len(_GOOD_MODELS) < 1024:
+        _GOOD_MODELS.add(model)
     return model
 
 
@@ -268,6 +276,10 @@ class Timeouts:
             _check_number("Timeouts", name, getattr(self, name), minimum=0, strict=True)
 
 
+# a reply known without I/O: the events stream() would yield, and the error it ends with
+Reply = tuple[tuple[StreamEvent, ...], ProviderError | None]
+
+
 class Provider(abc.ABC):
     """An LLM API that turns a :class:`ChatRequest` into a stream of events.
 
@@ -295,6 +307,15 @@ class Provider(abc.ABC):
         ProviderError
             A subclass, once retries are exhausted or not allowed.
         """
+
+    def reply_now(self, request: ChatRequest) -> Reply | None:
+        """The whole reply, when the provider knows it without any I/O (else None).
+
+        Returns the events :meth:`stream` would yield and the error it would end with
+        (``None`` on success). The default is None: every call goes through
+        :meth:`stream`. A bulk caller (a sweep) uses it to skip a task per call.
+        """
+        return None
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, default is no-op
         """Release network resources; the provider may be used again afterwards."""

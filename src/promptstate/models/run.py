@@ -29,6 +29,7 @@ __all__ = [
     "column",
     "column_sql",
     "from_row",
+    "make_result",
     "model_label",
     "to_row",
     "utc",
@@ -49,11 +50,14 @@ def column(sql: str, default: Any = None) -> Any:
     return field(default=default, metadata={"sql": sql})
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
 def utc(ts: float | None) -> dt.datetime | None:
     """Epoch seconds to a naive UTC datetime (the run log stores UTC)."""
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).replace(tzinfo=None)
+    return _EPOCH + dt.timedelta(seconds=ts)  # = fromtimestamp(ts, utc), naive; faster
 
 
 def _epoch(value: Any) -> float | None:
@@ -175,6 +179,33 @@ class RunResult:
         )
 
 
+_DEFAULTS = {f.name: f.default for f in fields(RunResult) if f.default is not MISSING}
+_FACTORIES = [
+    (f.name, f.default_factory) for f in fields(RunResult) if f.default_factory is not MISSING
+]
+_FIELD_NAMES = frozenset(f.name for f in fields(RunResult))
+
+
+def make_result(values: Mapping[str, Any]) -> RunResult:
+    """``RunResult(**values)``, built without the frozen dataclass ``__init__``.
+
+    For the engine's bulk paths (a sweep's cells, a re-score's runs), where building
+    tens of thousands of results through the 33 ``object.__setattr__`` calls of the
+    generated ``__init__`` is a large part of the cost. Unknown names raise TypeError,
+    as ``RunResult(**values)`` would; fields not given take their defaults.
+    """
+    d = {**_DEFAULTS, **values}
+    for name, factory in _FACTORIES:
+        if name not in values:
+            d[name] = factory()
+    if len(d) != len(_FIELD_NAMES):
+        unknown = sorted(set(values) - _FIELD_NAMES)
+        raise TypeError(f"RunResult got unexpected field(s) {unknown}")
+    run = object.__new__(RunResult)
+    run.__dict__.update(d)
+    return run
+
+
 def model_label(provider: str, model: str) -> str:
     """One spelling of a model everywhere: ``echo``, ``openai:gpt-4o``."""
     if provider == model or not model:
@@ -193,14 +224,41 @@ def column_sql(name: str) -> str:
     return _SQL_TYPES[name]
 
 
-def _dump(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
+# json.dumps(obj, ensure_ascii=False) builds an encoder per call; one is enough
+_dump: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False).encode
+_esc: Callable[[str], str] = json.encoder.encode_basestring
 
 
-_TO_JSON: dict[str, Callable[[Any], Any]] = {
-    "variables": lambda v: {n: {"value": val, "source": src} for n, (val, src) in v.items()},
-    "messages": lambda ms: [{"role": m.role, "content": m.content} for m in ms],
-    "settings": dict,
+def _variables_json(v: dict[str, tuple[str, str]]) -> str:
+    try:  # the text json.dumps writes, without building the nested dicts first
+        return (
+            "{"
+            + ", ".join(
+                f'{_esc(n)}: {{"value": {_esc(val)}, "source": {_esc(src)}}}'
+                for n, (val, src) in v.items()
+            )
+            + "}"
+        )
+    except TypeError:  # a hand-built result with non-text values
+        return _dump({n: {"value": val, "source": src} for n, (val, src) in v.items()})
+
+
+def _messages_json(ms: tuple[ChatMessage, ...]) -> str:
+    try:
+        return (
+            "["
+            + ", ".join(f'{{"role": {_esc(m.role)}, "content": {_esc(m.content)}}}' for m in ms)
+            + "]"
+        )
+    except TypeError:
+        return _dump([{"role": m.role, "content": m.content} for m in ms])
+
+
+# each JSON column's value -> its text, exactly as json.dumps(..., ensure_ascii=False)
+_TO_JSON: dict[str, Callable[[Any], str]] = {
+    "variables": _variables_json,
+    "messages": _messages_json,
+    "settings": lambda s: _dump(dict(s)),
 }
 _FROM_JSON: dict[str, Callable[[Any], Any]] = {
     "variables": lambda d: {n: (v["value"], v["source"]) for n, v in (d or {}).items()},
@@ -227,7 +285,7 @@ def to_row(
             if prev_row is not None and value == getattr(prev, f.name):
                 value = prev_row[f.name]
             else:
-                value = _dump(_TO_JSON[f.name](value))
+                value = _TO_JSON[f.name](value)
         elif kind == _TIMESTAMP:
             value = utc(value)
         row[f.name] = value

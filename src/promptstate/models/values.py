@@ -53,6 +53,13 @@ class MergedVariables(Mapping[str, VariableValue]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def with_values(self, values: Mapping[str, str], source: str = "instance") -> MergedVariables:
+        """These variables with ``values`` layered on top (the highest layer, ``source``)."""
+        items = dict(self._items)
+        for k, v in values.items():
+            items[k] = VariableValue(v, source)
+        return MergedVariables(items)
+
     def values_dict(self) -> dict[str, str | None]:
         """Plain ``{name: value}``."""
         return {k: v.value for k, v in self._items.items()}

@@ -11,6 +11,7 @@ from promptstate.models.provider import (
     AttemptStarted,
     ChatRequest,
     Provider,
+    Reply,
     StreamEvent,
     TextDelta,
     UsageInfo,
@@ -47,25 +48,53 @@ class Echo(Provider):
         return f"Echo(name={self.name!r})"
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        yield AttemptStarted(1, None)
-        reply = ""
-        for m in reversed(request.messages):
-            if m["role"] == "user":
-                reply = m["content"]
-                break
         delay = float(request.settings.get("echo_delay", 0) or 0)
-        if delay > 0:
-            for piece in _WORD.findall(reply):
-                await asyncio.sleep(delay)
-                yield TextDelta(piece)
-        else:
+        if delay <= 0:
             await asyncio.sleep(0)  # a real await point, like any network call
-            if reply:
-                yield TextDelta(reply)
+            events, error = self._reply(request)
+            for ev in events:
+                yield ev
+            if error is not None:
+                raise error
+            return
+        yield AttemptStarted(1, None)
+        reply = _last_user(request)
+        for piece in _WORD.findall(reply):
+            await asyncio.sleep(delay)
+            yield TextDelta(piece)
         failure = request.settings.get("echo_error")
         if failure:
             raise ProviderError(redact(f"echo: {failure}"))
-        yield UsageInfo(
-            input_tokens=sum(len(m["content"].split()) for m in request.messages),
-            output_tokens=len(reply.split()),
-        )
+        yield _usage(request, reply)
+
+    def reply_now(self, request: ChatRequest) -> Reply | None:
+        """Without ``echo_delay`` the reply is known at once: no task needed for it."""
+        if float(request.settings.get("echo_delay", 0) or 0) > 0:
+            return None
+        return self._reply(request)
+
+    @staticmethod
+    def _reply(request: ChatRequest) -> Reply:
+        reply = _last_user(request)
+        events: list[StreamEvent] = [AttemptStarted(1, None)]
+        if reply:
+            events.append(TextDelta(reply))
+        failure = request.settings.get("echo_error")
+        if failure:
+            return tuple(events), ProviderError(redact(f"echo: {failure}"))
+        events.append(_usage(request, reply))
+        return tuple(events), None
+
+
+def _last_user(request: ChatRequest) -> str:
+    for m in reversed(request.messages):
+        if m["role"] == "user":
+            return m["content"]
+    return ""
+
+
+def _usage(request: ChatRequest, reply: str) -> UsageInfo:
+    return UsageInfo(
+        input_tokens=sum(len(m["content"].split()) for m in request.messages),
+        output_tokens=len(reply.split()),
+    )

@@ -15,8 +15,10 @@ __all__ = [
     "EVAL_RUN_COLUMNS",
     "EXTRA_KINDS",
     "SCORE_COLUMNS",
+    "ArrowBatch",
     "ColumnBatch",
     "columns_of",
+    "score_schema",
     "write_extra",
 ]
 
@@ -52,7 +54,8 @@ EVAL_RUN_COLUMNS = (
 EXTRA_KINDS: tuple[str, ...] = ("dataset", "eval", "eval_runs", "scores")
 
 
-def _score_schema() -> Any:
+def score_schema() -> Any:
+    """The Arrow schema of ``scores`` rows (:data:`SCORE_COLUMNS` in order)."""
     import pyarrow as pa
 
     types = {"value": pa.float64(), "passed": pa.bool_(), "errored": pa.bool_()}
@@ -75,7 +78,7 @@ class ColumnBatch(Sequence[dict[str, Any]]):
     """
 
     def __init__(self, columns: Mapping[str, list[Any]], names: Sequence[str]) -> None:
-        self.columns = {c: list(columns[c]) for c in names}
+        self.columns: Mapping[str, list[Any]] = {c: list(columns[c]) for c in names}
         self._names = tuple(names)
         self._n = len(self.columns[names[0]]) if names else 0
 
@@ -86,6 +89,51 @@ class ColumnBatch(Sequence[dict[str, Any]]):
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(self._n))]
         return {c: self.columns[c][i] for c in self._names}
+
+    def arrow(self, schema: Any) -> Any:
+        """The rows as an Arrow table of ``schema``."""
+        import pyarrow as pa
+
+        return pa.table({c: self.columns[c] for c in schema.names}, schema=schema)
+
+
+class _ArrowColumns(Mapping[str, list[Any]]):
+    """An Arrow table's columns as Python lists, each converted on first use."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+        self._lists: dict[str, list[Any]] = {}
+
+    def __getitem__(self, name: str) -> list[Any]:
+        got = self._lists.get(name)
+        if got is None:
+            got = self._lists[name] = self._table.column(name).to_pylist()
+        return got
+
+    def __iter__(self) -> Any:
+        return iter(self._table.column_names)
+
+    def __len__(self) -> int:
+        return int(self._table.num_columns)
+
+
+class ArrowBatch(ColumnBatch):
+    """Rows already held as an Arrow table (re-scoring builds its scores this way).
+
+    DuckDB inserts the table as is; ``columns`` (what the Postgres port reads) converts
+    a column to a Python list only when asked for it.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.columns = _ArrowColumns(table)
+        self._names = tuple(table.column_names)
+        self._n = int(table.num_rows)
+
+    def arrow(self, schema: Any) -> Any:
+        if self.table.schema.equals(schema):
+            return self.table
+        return self.table.select(schema.names).cast(schema)
 
 
 def columns_of(rows: Any, columns: Sequence[str]) -> ColumnBatch:
@@ -102,11 +150,10 @@ def _bulk(con: Any, table: str, schema: Any, parts: Sequence[Any]) -> None:
     import pyarrow as pa
 
     columns = schema.names
-    batches = [columns_of(p, columns) for p in parts if len(p)]
-    if not batches:
+    tables = [columns_of(p, columns).arrow(schema) for p in parts if len(p)]
+    if not tables:
         return
-    cols = {c: [v for b in batches for v in b.columns[c]] for c in columns}
-    con.register("_ps_extra", pa.table(cols, schema=schema))
+    con.register("_ps_extra", tables[0] if len(tables) == 1 else pa.concat_tables(tables))
     try:
         names = ", ".join(columns)
         # a plain INSERT: a failed batch rolls back whole, so a retry never meets its rows
@@ -163,7 +210,7 @@ def write_extra(con: Any, extra: Mapping[str, Mapping[Any, Any]]) -> None:
         )
     # each op's data: one list per column (see RunLog.write_scores / write_eval_runs)
     _bulk(con, "eval_runs", _eval_run_schema(), list(extra.get("eval_runs", {}).values()))
-    _bulk(con, "scores", _score_schema(), list(extra.get("scores", {}).values()))
+    _bulk(con, "scores", score_schema(), list(extra.get("scores", {}).values()))
 
 
 _EVAL_RUN_COLUMNS = EVAL_RUN_COLUMNS  # the name the Postgres port imports

@@ -9,7 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from promptstate.models.run import RunResult, to_row, utc
@@ -84,6 +84,27 @@ class SinkBase:
         row["pid"] = self.pid
         row["hostname"] = self.hostname
         return self._writer.submit("run", row["run_id"], row, deferred=deferred)
+
+    def write_runs(self, results: Sequence[RunResult]) -> concurrent.futures.Future[None]:
+        """Upsert many runs' rows as one write (a sweep's batch); resolves once committed.
+
+        Neighbouring rows usually share their ``settings`` (and often more): each JSON
+        column equal to the previous row's reuses its text instead of being dumped again.
+        """
+        rows: list[dict[str, Any]] = []
+        prev: tuple[RunResult, dict[str, Any]] | None = None
+        for r in results:
+            row = to_row(r, prev)
+            row["session_id"] = row["session_id"] or self.session_id
+            row["pid"] = self.pid
+            row["hostname"] = self.hostname
+            rows.append(row)
+            prev = (r, row)
+        if not rows:
+            done: concurrent.futures.Future[None] = concurrent.futures.Future()
+            done.set_result(None)
+            return done
+        return self._writer.submit("runs", rows[0]["run_id"], rows)
 
     def save_prompt(
         self, definition: Mapping[str, Any], source: str

@@ -68,9 +68,14 @@ _SCOPE_SQL = {
 }
 
 
+_Grouped = tuple[
+    dict[str, dict[str, Any]], dict[Any, Any], dict[Any, Any], dict[str, dict[Any, Any]]
+]
+
+
 @dataclass
 class _Op:
-    kind: str  # "run" | "prompt" | "scoped" | one of EXTRA_KINDS
+    kind: str  # "run" | "runs" (a list of rows) | "prompt" | "scoped" | one of EXTRA_KINDS
     key: Any
     data: Any
     future: concurrent.futures.Future[None]
@@ -192,6 +197,9 @@ class Writer:
             now = time.monotonic()
             everything = self._closed or self._flushing > 0
             newer = {(op.kind, op.key) for op in batch}
+            newer.update(
+                ("run", row["run_id"]) for op in batch if op.kind == "runs" for row in op.data
+            )
             keep: dict[tuple[str, Any], _Op] = {}
             due: list[_Op] = []
             for k, op in self._deferred.items():
@@ -227,16 +235,25 @@ class Writer:
                 # another process waited for the file last time: give it a turn
                 time.sleep(0.02 + random.random() * 0.02)
 
-    def _write_batch(self, batch: list[_Op]) -> BaseException | None:
+    @staticmethod
+    def _group(batch: list[_Op]) -> _Grouped:
+        """The batch's writes by table; later ops for the same key win (one row per run)."""
         runs: dict[str, dict[str, Any]] = {}
         prompts: dict[Any, Any] = {}
         scoped: dict[Any, Any] = {}
         extra: dict[str, dict[Any, Any]] = {}  # evaluation tables (runlog/evalstore.py)
-        for op in batch:  # later ops for the same key win: one row per run per batch
-            if op.kind in EXTRA_KINDS:
+        for op in batch:
+            if op.kind == "runs":  # many runs' rows, one op (a sweep's batch)
+                for row in op.data:
+                    runs[row["run_id"]] = row
+            elif op.kind in EXTRA_KINDS:
                 extra.setdefault(op.kind, {})[op.key] = op.data
-                continue
-            {"run": runs, "prompt": prompts, "scoped": scoped}[op.kind][op.key] = op.data
+            else:
+                {"run": runs, "prompt": prompts, "scoped": scoped}[op.kind][op.key] = op.data
+        return runs, prompts, scoped, extra
+
+    def _write_batch(self, batch: list[_Op]) -> BaseException | None:
+        runs, prompts, scoped, extra = self._group(batch)
         delay = 0.02
         for attempt in range(8):
             try:

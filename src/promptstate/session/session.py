@@ -323,7 +323,8 @@ class Session(EvalsMixin):
         models : list of str, optional
             Model strings to run every variable set on (default: the prompt's model).
         concurrency : int
-            Cells in flight at once (the providers' own caps still apply).
+            Cells in flight at once; this replaces the providers' own
+            ``max_concurrency`` for the sweep's calls.
         repeat : int
             Runs per cell.
         progress : bool

@@ -97,8 +97,6 @@ class SweepGrid(PanelWidget):
         self._finished = False
         self._repeat = repeat
         self._seen_progress: object = None
-        self._seen_runs: object = None
-        self._seen_flight: tuple[tuple[str, str], ...] = ()
         super().__init__(
             sweep.session,
             prompt_id=sweep.prompt_id,
@@ -116,20 +114,11 @@ class SweepGrid(PanelWidget):
         self._watch_finish()
 
     def _store_changed(self) -> None:
-        # every dispatch (each streamed chunk too): refresh only when a cell ended or
-        # one of this sweep's runs changed status (queued -> running)
-        state = self._sweep.session.store.get_state()
-        progress = state.sweeps.get(self._sweep.sweep_id)
-        changed = progress is not self._seen_progress
-        self._seen_progress = progress
-        if state.runs is not self._seen_runs:
-            self._seen_runs = state.runs
-            sid = self._sweep.sweep_id
-            flight = tuple((r.run_id, r.status) for r in state.runs.values() if r.sweep_id == sid)
-            if flight != self._seen_flight:
-                self._seen_flight = flight
-                changed = True
-        if changed:
+        # every dispatch: refresh only when this sweep's progress changed (a batch of
+        # cells sent or ended)
+        progress = self._sweep.session.store.get_state().sweeps.get(self._sweep.sweep_id)
+        if progress is not self._seen_progress:
+            self._seen_progress = progress
             self.request_refresh()
 
     @property
@@ -154,29 +143,8 @@ class SweepGrid(PanelWidget):
     # -- sweep -> traits ------------------------------------------------------------------------
 
     def _in_flight(self) -> dict[int, str]:
-        """Cell index -> ``running`` / ``queued`` for the cells whose run is in flight.
-
-        The store's runs carry the sweep id, the variables and the model, not the cell:
-        each run is matched to the first unfinished cell with the same values and model.
-        """
-        state = self._sweep.session.store.get_state()  # before the panel's __init__ too
-        runs = [r for r in state.runs.values() if r.sweep_id == self._sweep.sweep_id]
-        out: dict[int, str] = {}
-        if not runs:
-            return out
-        open_cells = [c for c in self._sweep.cells if c.result is None and c.status == "pending"]
-        for run in runs:
-            if run.status not in ("queued", "running"):
-                continue
-            values = {name: value for name, value, _source in run.variables}
-            full = f"{run.provider}:{run.model}"
-            for cell in open_cells:
-                if cell.index in out or cell.model not in (full, run.provider, run.model):
-                    continue
-                if all(values.get(k) == str(v) for k, v in cell.variables.items()):
-                    out[cell.index] = run.status
-                    break
-        return out
+        """Cell index -> ``running`` for the cells whose call is in flight."""
+        return dict.fromkeys(self._sweep.in_flight, "running")
 
     def _cell_payload(self, cell: SweepCell, flight: Mapping[int, str]) -> SweepCellPayload:
         res = cell.result

@@ -1,8 +1,13 @@
-"""The ``sweeps`` slice: how far each sweep has got."""
+"""The ``sweeps`` slice: how far each sweep (or eval) has got.
+
+Counts only (``sent``, ``done``, ``errors``, ``cancelled``), updated once per batch of
+cells; each cell's status lives on its job object. A finished sweep leaves the slice
+(``SweepFinished``); its job keeps the final counts.
+"""
 
 from __future__ import annotations
 
-from promptstate.core.actions import SweepCellFinished, SweepStarted
+from promptstate.core.actions import SweepCellsFinished, SweepCellsSent, SweepFinished, SweepStarted
 from promptstate.core.reducers._registry import on, replace
 from promptstate.core.state import State, SweepState
 
@@ -15,16 +20,33 @@ def _started(state: State, a: SweepStarted) -> State:
     return replace(state, sweeps=state.sweeps.set(a.sweep_id, sweep))
 
 
-@on(SweepCellFinished)
-def _cell(state: State, a: SweepCellFinished) -> State:
+@on(SweepCellsSent)
+def _sent(state: State, a: SweepCellsSent) -> State:
     sweep = state.sweeps.get(a.sweep_id)
-    if sweep is None or a.index in sweep.cells or not 0 <= a.index < sweep.total:
-        return state  # each cell ends once
+    if sweep is None:
+        return state
+    sweep = replace(sweep, sent=min(sweep.total, sweep.sent + len(a.cells)))
+    return replace(state, sweeps=state.sweeps.set(a.sweep_id, sweep))
+
+
+@on(SweepCellsFinished)
+def _finished(state: State, a: SweepCellsFinished) -> State:
+    sweep = state.sweeps.get(a.sweep_id)
+    if sweep is None:
+        return state
+    ends = [c for c in a.cells if 0 <= c.index < sweep.total][: sweep.total - sweep.done]
     sweep = replace(
         sweep,
-        done=sweep.done + 1,
-        errors=sweep.errors + (a.status == "error"),
-        cancelled=sweep.cancelled + (a.status == "cancelled"),
-        cells=sweep.cells.set(a.index, a.status),
+        done=sweep.done + len(ends),
+        errors=sweep.errors + sum(c.status == "error" for c in ends),
+        cancelled=sweep.cancelled + sum(c.status == "cancelled" for c in ends),
     )
     return replace(state, sweeps=state.sweeps.set(a.sweep_id, sweep))
+
+
+@on(SweepFinished)
+def _ended(state: State, a: SweepFinished) -> State:
+    # a long session runs many sweeps: a finished one must not stay in every state
+    if a.sweep_id not in state.sweeps:
+        return state
+    return replace(state, sweeps=state.sweeps.delete(a.sweep_id))

@@ -59,7 +59,7 @@ _SCOPE_SQL = {
     )
     for scope, table in SCOPE_TABLES.items()
 }
-KINDS = frozenset({"run", "prompt", "scoped", *EXTRA_KINDS})
+KINDS = frozenset({"run", "runs", "prompt", "scoped", *EXTRA_KINDS})
 
 
 class _NotAFile:
@@ -113,15 +113,7 @@ class PgWriter(Writer):
                 RunLogError(f"the Postgres run log cannot write {op.kind!r} items yet")
             )
         batch[:] = [op for op in batch if op.kind in KINDS]
-        runs: dict[str, dict[str, Any]] = {}
-        prompts: dict[Any, Any] = {}
-        scoped: dict[Any, Any] = {}
-        extra: dict[str, dict[Any, Any]] = {}  # evaluation tables
-        for op in batch:  # later ops for the same key win: one row per run per batch
-            if op.kind in EXTRA_KINDS:
-                extra.setdefault(op.kind, {})[op.key] = op.data
-                continue
-            {"run": runs, "prompt": prompts, "scoped": scoped}[op.kind][op.key] = op.data
+        runs, prompts, scoped, extra = self._group(batch)
         if not batch:
             return None
         psycopg = psycopg_module()
