@@ -219,18 +219,25 @@ def test_secret_headers_names_more_headers_to_redact() -> None:
     assert value in ProviderRegistry().secrets()
 
 
+@pytest.mark.parametrize("transport", ["default", "httpx"])
 async def test_key_in_the_base_url_query(
-    server: FakeLLMServer, caplog: pytest.LogCaptureFixture
+    server: FakeLLMServer, caplog: pytest.LogCaptureFixture, transport: str
 ) -> None:
     # e.g. Azure-style ?api-version=... or Gemini-style ?key=...
     caplog.set_level(logging.DEBUG)
-    provider = make("openai", server, api_key=None, base_url=f"{server.openai_base_url}?key={KEY}")
+    # default: the aiohttp transport called directly; httpx: through httpx's client,
+    # which logs every request's URL
+    extra = {"transport": httpx.AsyncHTTPTransport} if transport == "httpx" else {}
+    provider = make(
+        "openai", server, api_key=None, base_url=f"{server.openai_base_url}?key={KEY}", **extra
+    )
     events, exc = await run(provider, req(model="m+fault:echo=body"))
     seen = server.requests[-1]
     # the path goes before the query, which is kept
     assert (seen.path, seen.query) == ("/v1/chat/completions", f"key={KEY}")
     assert exc.status_code == 401 and "[redacted]" in str(exc)
-    assert "HTTP Request: POST" in caplog.text  # httpx logs the URL: redacted
+    if transport == "httpx":
+        assert "HTTP Request: POST" in caplog.text  # httpx logs the URL: redacted
     assert_hidden(KEY, exc, events, provider, vars(provider), provider.base_url, caplog.text)  # type: ignore[attr-defined]
 
 

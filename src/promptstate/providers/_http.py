@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
@@ -60,6 +61,16 @@ _RETRYABLE_STATUS = frozenset({408, 429})
 _ERROR_BODY_BYTES = 64 * 1024
 _DETAIL_CHARS = 500
 _REASON_CHARS = 100
+
+
+# what httpx.AsyncClient adds to a request, and how it encodes a json= body
+_DIRECT_HEADERS = {
+    "accept": "*/*",
+    "accept-encoding": "gzip, deflate",
+    "user-agent": f"python-httpx/{httpx.__version__}",
+    "content-type": "application/json",
+}
+_BODY_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 def _is_retryable_status(status: int) -> bool:
@@ -155,6 +166,15 @@ class HTTPProvider(Provider):
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        # the default (aiohttp) transport, called directly, and its parsed URL: see _send
+        self._direct: httpx.AsyncBaseTransport | None = None
+        self._direct_url: Hidden[httpx.URL | None] = Hidden(None)
+        self._timeout_ext = {
+            "connect": self.timeouts.connect,
+            "read": self.timeouts.read,
+            "write": self.timeouts.read,
+            "pool": None,  # the engine's semaphore queues; a pool wait is not a timeout
+        }
 
     def __repr__(self) -> str:
         return redact(f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})")
@@ -168,19 +188,13 @@ class HTTPProvider(Provider):
         # call in a script) needs a new client rather than a pool of dead sockets.
         if client is None or client.is_closed or self._client_loop is not loop:
             transport = self._transport
+            direct = None
             if transport is None:
-                transport = default_transport(self._url.get())
+                transport = direct = default_transport(self._url.get())
             elif not isinstance(transport, httpx.AsyncBaseTransport):
                 transport = transport()
             client = httpx.AsyncClient(
-                timeout=httpx.Timeout(
-                    connect=self.timeouts.connect,
-                    read=self.timeouts.read,
-                    write=self.timeouts.read,
-                    # The engine's semaphore does the queueing; waiting for a pooled
-                    # connection must not count as a timeout.
-                    pool=None,
-                ),
+                timeout=httpx.Timeout(**self._timeout_ext),
                 limits=httpx.Limits(
                     max_connections=None,
                     max_keepalive_connections=self.max_concurrency,
@@ -189,6 +203,10 @@ class HTTPProvider(Provider):
             )
             self._client = client
             self._client_loop = loop
+            self._direct = direct
+            if direct is not None:
+                with contextlib.suppress(httpx.InvalidURL):  # reported by the send itself
+                    self._direct_url = Hidden(httpx.URL(self._url.get()))
         return client
 
     async def aclose(self) -> None:
@@ -267,11 +285,27 @@ class HTTPProvider(Provider):
         if stream:
             headers.setdefault("accept", "text/event-stream")
         failure: RetryableError | ProviderError
+        direct = self._direct
         try:
-            request = client.build_request("POST", url, json=body, headers=headers)
-            # Always streamed: a body (error or not) is read by us, with a size cap and
-            # under the deadline, never whole by httpx.
-            response = await deadline.run(client.send(request, stream=True))
+            if direct is None:
+                request = client.build_request("POST", url, json=body, headers=headers)
+                # Always streamed: a body (error or not) is read by us, with a size cap
+                # and under the deadline, never whole by httpx.
+                response = await deadline.run(client.send(request, stream=True))
+            else:
+                # The default transport (aiohttp, proxies resolved when it was made) is
+                # called directly: AsyncClient.send's layers (cookie jar, auth and
+                # redirect hooks, URL merging) cost ~a quarter of a call's CPU, and an
+                # API call wants none of them (a redirect is never followed anyway).
+                request = httpx.Request(
+                    "POST",
+                    self._direct_url.get() or url,
+                    headers={**_DIRECT_HEADERS, **headers},
+                    content=_BODY_JSON(body).encode(),
+                    extensions={"timeout": self._timeout_ext},
+                )
+                response = await deadline.run(direct.handle_async_request(request))
+                response.request = request
         except ProviderError:  # the total deadline
             raise
         except Exception as exc:
