@@ -155,6 +155,7 @@ async def _promptstate(
     transport: Any,
     *,
     exclusive_db: bool = False,
+    interactive: bool = False,
 ) -> Sample:
     import promptstate as ps
     from promptstate.providers import OpenAICompatible
@@ -180,6 +181,9 @@ async def _promptstate(
         )
 
         async def run(batch: list[dict[str, str]]) -> None:
+            if interactive:  # c instances, each awaiting inst.send() one after another
+                await _sends(session, batch, c)
+                return
             sweep = await session.sweep("bench", batch, concurrency=c, progress=False)
             if sweep.errors:
                 raise RuntimeError(f"{sweep.errors} sends failed: {session.task_errors[-1:]}")
@@ -195,9 +199,29 @@ async def _promptstate(
             await session.aclose()
 
 
+async def _sends(session: Any, batch: list[dict[str, str]], c: int) -> None:
+    todo = iter(batch)
+    instances = [session.start("bench") for _ in range(c)]
+
+    async def worker(inst: Any) -> None:
+        for row in todo:
+            result = await inst.send(variables=row)
+            if result.status != "success":
+                raise RuntimeError(f"send failed: {result.error}")
+
+    await asyncio.gather(*(worker(i) for i in instances))
+    for inst in instances:
+        inst.close()
+
+
 async def promptstate_default(server: FakeServerProcess, n: int, c: int, warmup: int) -> Sample:
     """promptstate with its default transport, file run log (default, shared mode)."""
     return await _promptstate(server, n, c, warmup, None)
+
+
+async def promptstate_sends(server: FakeServerProcess, n: int, c: int, warmup: int) -> Sample:
+    """promptstate's interactive path: ``c`` instances, each awaiting ``inst.send()``."""
+    return await _promptstate(server, n, c, warmup, None, interactive=True)
 
 
 async def promptstate_exclusive(server: FakeServerProcess, n: int, c: int, warmup: int) -> Sample:
@@ -223,6 +247,7 @@ CLIENTS: dict[str, Runner] = {
     "bare httpx+aiohttp transport": bare_httpx_aiohttp,
     "bare aiohttp": bare_aiohttp,
     "promptstate": promptstate_default,
+    "promptstate inst.send": promptstate_sends,
     "promptstate exclusive_db": promptstate_exclusive,
     "promptstate on httpx transport": promptstate_httpx,
 }

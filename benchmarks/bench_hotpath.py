@@ -10,7 +10,8 @@ Measured (the README's "Hot path" rows):
 
 * ``sweep``: runs/s and client CPU per run of a 5,000-cell ``echo`` sweep @200 into a
   DuckDB file (shared mode, the default), and the same with ``exclusive_db=True``;
-* ``cpu``: client CPU per tracked send (2,000 sends @50 to the fake server, 0 ms) against
+* ``cpu``: client CPU per tracked send through a sweep (2,000 sends @50 to the fake server,
+  0 ms; ``cpu_send``: the same through 50 instances each awaiting ``inst.send()``) against
   bare aiohttp's CPU per request, measured in the same worker;
 * ``latency``: the median latency one tracked send adds over an untracked one.
 """
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-KINDS = ("sweep", "sweep_exclusive", "cpu", "latency")
+KINDS = ("sweep", "sweep_exclusive", "cpu", "cpu_send", "latency")
 
 
 def _worker(kind: str, n: int) -> dict[str, float]:
@@ -51,13 +52,14 @@ def _worker(kind: str, n: int) -> dict[str, float]:
             "cpu_us_per_run": cpu / (n + 200) * 1e6,
             "loop_cpu_us_per_run": loop_cpu / (n + 200) * 1e6,
         }
-    if kind == "cpu":
+    if kind in ("cpu", "cpu_send"):
         from _clients import measure
         from _common import FakeServerProcess
 
+        client = "promptstate" if kind == "cpu" else "promptstate inst.send"
         with FakeServerProcess(0.0) as server:
             bare = measure("bare aiohttp", server, n, 50, warmup=50)
-            tracked = measure("promptstate", server, n, 50, warmup=50)
+            tracked = measure(client, server, n, 50, warmup=50)
         return {
             "bare_cpu_us": bare.cpu_us,
             "tracked_cpu_us": tracked.cpu_us,
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.baseline_src:
         parser.error("--baseline-src is required")
-    sizes = {"sweep": 5000, "sweep_exclusive": 5000, "cpu": 2000, "latency": 100}
+    sizes = {"sweep": 5000, "sweep_exclusive": 5000, "cpu": 2000, "cpu_send": 2000, "latency": 100}
     trees = {"baseline": args.baseline_src, "current": args.current_src}
     report: dict[str, Any] = {"load_before": os.getloadavg()}
     for kind in args.kinds.split(","):
