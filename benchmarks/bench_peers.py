@@ -394,23 +394,18 @@ def promptfoo(
 
 
 class RecordingServer(FakeLLMServer):
-    """The fake server in this process, recording bodies and the peak requests in flight."""
+    """The fake server in this process, recording bodies; it counts requests in flight."""
 
     def __init__(self, latency: float) -> None:
         super().__init__(latency=latency, record=True)
-        self.in_flight = 0
-        self.peak = 0
 
-    async def _app(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != "/v1/chat/completions":
-            await super()._app(scope, receive, send)
-            return
-        self.in_flight += 1  # uvicorn's one event loop: no lock needed
-        self.peak = max(self.peak, self.in_flight)
-        try:
-            await super()._app(scope, receive, send)
-        finally:
-            self.in_flight -= 1
+    @property
+    def peak(self) -> int:
+        return self.peak_in_flight
+
+    @peak.setter
+    def peak(self, value: int) -> None:
+        self.peak_in_flight = value
 
 
 def check(

@@ -227,6 +227,8 @@ class Sweep(Job):
                 if todo and free > 0 and self._uncommitted < bound:
                     # every cell that has a free slot now is rendered in one transaction
                     self._send([todo.popleft() for _ in range(min(free, len(todo)))])
+                    if self._ended:  # cells answered at once: to the log now, so the
+                        self._flush()  # writer commits them while the next batch renders
                     continue
                 self._wake.clear()
                 await self._wake.wait()
