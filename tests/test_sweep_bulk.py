@@ -19,7 +19,7 @@ from promptstate.core.actions import (
     SweepCellsSent,
 )
 from promptstate.core.codec import action_from_json, action_to_json
-from promptstate.engine.send import _state_hash
+from promptstate.engine.send import state_hash
 from promptstate.errors import StateImportError
 from promptstate.models import run as run_model
 from promptstate.models.values import ChatMessage
@@ -237,7 +237,7 @@ def test_the_fast_json_texts_equal_json_dumps(
         {"v": pairs, "m": [(m.role, m.content) for m in msgs], "p": version}, ensure_ascii=False
     )
     assert (
-        _state_hash(tuple(variables), msgs, version)
+        state_hash(tuple(variables), msgs, version)
         == (hashlib.sha256(ref.encode()).hexdigest()[:16])
     )
     vd = {n: (v, s) for n, v, s in variables}

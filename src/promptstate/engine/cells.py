@@ -23,7 +23,7 @@ from promptstate.core.selectors import select_scoped_layers
 from promptstate.core.state import State
 from promptstate.engine.execute import describe_error, without_tracebacks
 from promptstate.engine.ports import Runtime
-from promptstate.engine.send import _cache_key, _state_hash
+from promptstate.engine.send import request_cache_key, request_settings, state_hash
 from promptstate.errors import (
     MissingVariablesError,
     PromptStateError,
@@ -31,7 +31,7 @@ from promptstate.errors import (
     UnknownPromptError,
 )
 from promptstate.models import provider as pb
-from promptstate.models.provider import Provider, validate_settings
+from promptstate.models.provider import Provider
 from promptstate.models.run import RunResult, make_result
 from promptstate.models.template import parse
 from promptstate.models.values import ChatMessage
@@ -101,11 +101,7 @@ def render_cells(
                 target = resolved.get(c.model)
                 if target is None:
                     pname, mname, provider = rt.providers.resolve(c.model)
-                    merged_settings = validate_settings({**prompt.settings, **settings})
-                    if pname != "echo":  # echo_* knobs never reach a real API
-                        merged_settings = {
-                            k: v for k, v in merged_settings.items() if not k.startswith("echo_")
-                        }
+                    merged_settings = request_settings(pname, prompt.settings, settings)
                     target = resolved[c.model] = (pname, mname, provider, merged_settings)
             except PromptStateError as exc:
                 out.failed.append((c.index, exc))
@@ -120,8 +116,7 @@ def render_cells(
             messages = tuple(ChatMessage(role, t.render(values)) for role, t in templates)
             key = None
             if use_cache:
-                wire = [{"role": m.role, "content": m.content} for m in messages]
-                key = _cache_key(pname, mname, wire, merged_settings)
+                key = request_cache_key(pname, mname, messages, merged_settings)
             sent.append(
                 SentCell(
                     index=c.index,
@@ -132,7 +127,7 @@ def render_cells(
                     variables=variables,
                     messages=messages,
                     settings=merged_settings,
-                    state_hash=_state_hash(variables, messages, prompt.version),
+                    state_hash=state_hash(variables, messages, prompt.version),
                     cache_key=key,
                 )
             )

@@ -36,7 +36,16 @@ from promptstate.models.provider import Provider, validate_settings
 from promptstate.models.template import parse
 from promptstate.models.values import ChatMessage
 
-__all__ = ["PreparedSend", "begin_send", "check_name", "clean_values", "settle_orphan"]
+__all__ = [
+    "PreparedSend",
+    "begin_send",
+    "check_name",
+    "clean_values",
+    "request_cache_key",
+    "request_settings",
+    "settle_orphan",
+    "state_hash",
+]
 
 
 def check_name(name: object) -> str:
@@ -70,6 +79,24 @@ _esc = json.encoder.encode_basestring  # a JSON string literal, as json.dumps wr
 _SORTED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
+def request_settings(
+    provider: str, prompt_settings: Mapping[str, Any], extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The settings a request carries: the prompt's, overridden by the send's."""
+    merged = validate_settings({**prompt_settings, **extra})
+    if provider != "echo":  # echo_* knobs are for the offline provider; never sent to an API
+        merged = {k: v for k, v in merged.items() if not k.startswith("echo_")}
+    return merged
+
+
+def request_cache_key(
+    provider: str, model: str, messages: tuple[ChatMessage, ...], settings: Any
+) -> str:
+    """The response-cache key of a request (hashing it costs ~40 us: only when cached)."""
+    wire = [{"role": m.role, "content": m.content} for m in messages]
+    return _cache_key(provider, model, wire, settings)
+
+
 def _cache_key(provider: str, model: str, messages: list[dict[str, str]], settings: Any) -> str:
     raw = _SORTED_JSON(
         {"provider": provider, "model": model, "messages": messages, "settings": settings}
@@ -77,7 +104,8 @@ def _cache_key(provider: str, model: str, messages: list[dict[str, str]], settin
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
-def _state_hash(variables: tuple[tuple[str, str, str], ...], messages: Any, version: str) -> str:
+def state_hash(variables: tuple[tuple[str, str, str], ...], messages: Any, version: str) -> str:
+    """A short hash of what a send depends on: variable values, messages, prompt version."""
     # values, not their sources: a restored instance holds the same values as its own
     pairs = sorted((n, v) for n, v, _ in variables)
     # the text json.dumps({"v": pairs, "m": [(role, content)...], "p": version}) writes
@@ -195,17 +223,11 @@ def begin_send(
         provider_name, model_name, provider = rt.providers.resolve(
             model if model is not None else (inst.model or prompt.model)
         )
-        merged_settings = validate_settings({**prompt.settings, **extra_settings})
-        if provider_name != "echo":
-            # echo_* knobs are for the offline provider only; never sent to a real API
-            merged_settings = {
-                k: v for k, v in merged_settings.items() if not k.startswith("echo_")
-            }
+        merged_settings = request_settings(provider_name, prompt.settings, extra_settings)
         variables = tuple((n, v.value, v.source) for n, v in merged.items() if v.value is not None)
         key = None
         if use_cache:  # hashing the whole request costs ~40 us; only a cached send needs it
-            wire = [{"role": m.role, "content": m.content} for m in messages]
-            key = _cache_key(provider_name, model_name, wire, merged_settings)
+            key = request_cache_key(provider_name, model_name, messages, merged_settings)
         chosen.append(provider)
         rt.tasks.reserve(rid)  # from here on the run is ours: never settled as an orphan
         return ExecutePending(
@@ -223,7 +245,7 @@ def begin_send(
             edits=clean_edits,
             cache_key=key,
             action_index=index,
-            state_hash=_state_hash(variables, messages, prompt.version),
+            state_hash=state_hash(variables, messages, prompt.version),
             sweep_id=sweep_id,
             session_id=rt.session_id,
             tracked=inst.track_in_runs,
