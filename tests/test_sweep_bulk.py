@@ -258,3 +258,61 @@ def test_make_result_is_the_dataclass_constructor() -> None:
     assert fresh.variables == {} and fresh.variables is not run_model.make_result({}).variables
     with pytest.raises(TypeError, match="nope"):
         run_model.make_result({"nope": 1})
+
+
+def test_a_new_prompt_version_mid_sweep_is_fetched_and_used_by_later_cells(
+    tmp_path: Path,
+) -> None:
+    s = _session(tmp_path)
+    old = ps.Prompt(id="v", messages=[ps.user("old {{topic}} a b")], settings={"echo_delay": 0.01})
+    new = ps.Prompt(id="v", messages=[ps.user("new {{topic}} a b")], settings={"echo_delay": 0.01})
+    s.prompts.register(old)
+
+    async def main() -> ps.Sweep:
+        sw = s.sweep("v", {"topic": [f"t{i}" for i in range(10)]}, concurrency=2, progress=False)
+        while sw.done < 2:
+            await asyncio.sleep(0.005)
+        s.prompts.register(new)  # drops the cached version: the next batch fetches it
+        return await sw
+
+    sw = asyncio.run(main())
+    assert sw.errors == 0 and sw.done == 10
+    versions = [c.result.prompt_version for c in sw.cells if c.result is not None]
+    assert versions[0] == old.version and versions[-1] == new.version
+    for c in sw.cells:
+        assert c.result is not None
+        text = "old" if c.result.prompt_version == old.version else "new"
+        assert c.result.response.startswith(text)
+    logged = s.runs.sql("SELECT count(*) FROM prompts WHERE prompt_id = 'v'").fetchall()
+    assert logged == [(2,)]  # both versions a run used are in the log
+    s.close()
+
+
+def test_a_sweep_whose_log_closes_under_it_still_ends_every_cell(tmp_path: Path) -> None:
+    s = _session(tmp_path)
+    s.prompts.register(
+        ps.Prompt(id="slow", messages=[ps.user("{{topic}} a")], settings={"echo_delay": 0.01})
+    )
+
+    async def main() -> ps.Sweep:
+        sw = s.sweep("slow", {"topic": [f"t{i}" for i in range(20)]}, concurrency=2, progress=False)
+        while sw.done < 2:
+            await asyncio.sleep(0.005)
+        s.close()  # the run log goes away mid-sweep
+        return await asyncio.wait_for(sw.wait(), timeout=120)  # must not hang
+
+    sw = asyncio.run(main())
+    assert sw.done == 20
+    assert all(c.status in ("success", "error") for c in sw.cells)
+    assert any("RunLogError" in (c.error or "") for c in sw.cells)
+
+
+def test_an_empty_sweep_finishes_at_once(tmp_path: Path) -> None:
+    s = _session(tmp_path)
+
+    async def main() -> ps.Sweep:
+        return await s.sweep("b", [], progress=False)
+
+    sw = asyncio.run(main())
+    assert (sw.done, sw.errors, sw.cells, sw.finished) == (0, 0, [], True)
+    s.close()

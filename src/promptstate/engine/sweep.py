@@ -29,7 +29,7 @@ from promptstate.engine.job import Job
 from promptstate.engine.ports import Runtime
 from promptstate.engine.prompts import fetch_prompt
 from promptstate.engine.send import check_name, clean_values
-from promptstate.errors import VariableError
+from promptstate.errors import PromptStateError, VariableError
 from promptstate.models.provider import validate_settings
 from promptstate.models.run import RunResult
 
@@ -264,6 +264,10 @@ class Sweep(Job):
 
     def _send_batch(self, indexes: list[int], cancelled: bool) -> None:
         rt = self._rt
+        if self.prompt_id not in rt.store.present_state().prompts:
+            # dropped from the cache mid-sweep (invalidated): fetched again, as a send does
+            with contextlib.suppress(PromptStateError):
+                fetch_prompt(rt, self.prompt_id)
         cells = [self.cells[i] for i in indexes]
         rendered = render_cells(
             rt,
@@ -348,7 +352,11 @@ class Sweep(Job):
             if c.index in self._inflight and self._inflight[c.index][0] == c.run_id
         ]
         if rows:
-            fut = self._rt.sink.write_runs(rows)
+            try:
+                fut = self._rt.sink.write_runs(rows)
+            except Exception as exc:  # the terminal rows report it to the cells
+                log.warning("promptstate: a sweep's running rows were not written: %s", exc)
+                return
             fut.add_done_callback(_log_failure)
 
     def _end(self, index: int, result: RunResult | None, status: str, error: str | None) -> None:
@@ -373,7 +381,11 @@ class Sweep(Job):
         if not results:
             self._committed(ended, None)
             return
-        fut = self._rt.sink.write_runs(results)
+        try:
+            fut = self._rt.sink.write_runs(results)
+        except Exception as exc:  # e.g. the log closed under a running sweep
+            fut = concurrent.futures.Future()  # the cells still end, as not logged
+            fut.set_exception(exc)
 
         def done(f: concurrent.futures.Future[None]) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed under us
