@@ -31,7 +31,7 @@ from promptstate.engine.send import PreparedSend
 from promptstate.errors import PromptStateError, ProviderError
 from promptstate.models import provider as pb
 from promptstate.models.redact import redact
-from promptstate.models.run import RunResult
+from promptstate.models.run import RunResult, make_result
 from promptstate.models.values import ChatMessage
 
 __all__ = ["CHUNK_INTERVAL", "describe_error", "execute", "run_result", "without_tracebacks"]
@@ -59,36 +59,38 @@ def without_tracebacks(exc: BaseException | None) -> BaseException | None:
 
 def run_result(run: RunState, exception: BaseException | None = None) -> RunResult:
     """The public result (a ``runs`` row) of the store's run entity."""
-    return RunResult(
-        run_id=run.run_id,
-        instance_id=run.instance_id,
-        prompt_id=run.prompt_id,
-        prompt_version=run.prompt_version,
-        provider=run.provider,
-        model=run.model,
-        status="running" if run.status == "queued" else run.status,
-        variables={n: (v, s) for n, v, s in run.variables},
-        # the request as sent (and as the log stores it): roles and texts only
-        messages=tuple(ChatMessage(m.role, m.content) for m in run.messages),
-        response=run.response,
-        error=run.error,
-        input_tokens=run.input_tokens,
-        output_tokens=run.output_tokens,
-        latency_ms=run.latency_ms,
-        ttft_ms=run.ttft_ms,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        sweep_id=run.sweep_id,
-        action_index=run.action_index,
-        state_hash=run.state_hash,
-        attempts=run.attempts,
-        cost_usd=run.cost_usd,
-        cache_key=run.cache_key,
-        cache_hit=run.cache_hit,
-        settings=dict(run.settings),
-        session_id=run.session_id,
-        error_type=run.error_type,
-        exception=without_tracebacks(exception),
+    return make_result(
+        dict(
+            run_id=run.run_id,
+            instance_id=run.instance_id,
+            prompt_id=run.prompt_id,
+            prompt_version=run.prompt_version,
+            provider=run.provider,
+            model=run.model,
+            status="running" if run.status == "queued" else run.status,
+            variables={n: (v, s) for n, v, s in run.variables},
+            # the request as sent (and as the log stores it): roles and texts only
+            messages=tuple(ChatMessage(m.role, m.content) for m in run.messages),
+            response=run.response,
+            error=run.error,
+            input_tokens=run.input_tokens,
+            output_tokens=run.output_tokens,
+            latency_ms=run.latency_ms,
+            ttft_ms=run.ttft_ms,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            sweep_id=run.sweep_id,
+            action_index=run.action_index,
+            state_hash=run.state_hash,
+            attempts=run.attempts,
+            cost_usd=run.cost_usd,
+            cache_key=run.cache_key,
+            cache_hit=run.cache_hit,
+            settings=dict(run.settings),
+            session_id=run.session_id,
+            error_type=run.error_type,
+            exception=without_tracebacks(exception),
+        )
     )
 
 
