@@ -316,3 +316,28 @@ def test_an_empty_sweep_finishes_at_once(tmp_path: Path) -> None:
     sw = asyncio.run(main())
     assert (sw.done, sw.errors, sw.cells, sw.finished) == (0, 0, [], True)
     s.close()
+
+
+def test_a_cached_sweep_answers_repeated_cells_from_the_cache(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        s = _session(
+            tmp_path,
+            cache=True,
+            providers=[OpenAICompatible(name="fake", base_url=server.openai_base_url)],
+        )
+        rows = [{"topic": f"t{i}"} for i in range(6)]
+
+        async def main() -> tuple[ps.Sweep, ps.Sweep]:
+            first = await s.sweep("b", rows, models=["fake:m"], progress=False)
+            again = await s.sweep("b", rows, models=["fake:m"], progress=False)
+            return first, again
+
+        calls = len(server.requests)
+        first, again = asyncio.run(main())
+        assert len(server.requests) - calls == 6  # the second sweep called nothing
+        for a, b in zip(first.cells, again.cells, strict=True):
+            assert a.result is not None and b.result is not None
+            assert (a.result.cache_hit, b.result.cache_hit) == (False, True)
+            assert b.result.response == a.result.response and b.result.latency_ms == 0.0
+            assert b.result.cache_key == a.result.cache_key is not None
+        s.close()
