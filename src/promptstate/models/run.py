@@ -267,6 +267,15 @@ _FROM_JSON: dict[str, Callable[[Any], Any]] = {
 }
 
 
+_PLAIN_COLUMNS = tuple(
+    f.name for f in _COLUMN_FIELDS if f.metadata["sql"] not in (_JSON, _TIMESTAMP)
+)
+_JSON_COLUMNS = tuple(
+    (f.name, _TO_JSON[f.name]) for f in _COLUMN_FIELDS if f.metadata["sql"] == _JSON
+)
+_TIMESTAMP_COLUMNS = tuple(f.name for f in _COLUMN_FIELDS if f.metadata["sql"] == _TIMESTAMP)
+
+
 def to_row(
     result: RunResult, earlier: tuple[RunResult, Mapping[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -276,20 +285,19 @@ def to_row(
     when this is the terminal one). A JSON column whose value is unchanged (``==``,
     far cheaper than serializing) reuses that row's text instead of being dumped again.
     """
-    row: dict[str, Any] = {}
+    # the plain columns straight from the instance dict (a frozen dataclass has one)
+    values = result.__dict__
+    row = {name: values[name] for name in _PLAIN_COLUMNS}
     prev, prev_row = earlier if earlier is not None else (None, None)
-    for f in _COLUMN_FIELDS:
-        value = getattr(result, f.name)
-        kind = f.metadata["sql"]
-        if kind == _JSON:
-            if prev_row is not None and value == getattr(prev, f.name):
-                value = prev_row[f.name]
-            else:
-                value = _TO_JSON[f.name](value)
-        elif kind == _TIMESTAMP:
-            value = utc(value)
-        row[f.name] = value
-    return row
+    for name, dump in _JSON_COLUMNS:
+        value = values[name]
+        if prev_row is not None and value == getattr(prev, name):
+            row[name] = prev_row[name]
+        else:
+            row[name] = dump(value)
+    for name in _TIMESTAMP_COLUMNS:
+        row[name] = utc(values[name])
+    return {name: row[name] for name in RUN_COLUMNS}  # in column order, as before
 
 
 def from_row(row: Mapping[str, Any]) -> RunResult:
