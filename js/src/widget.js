@@ -99,6 +99,20 @@ function createForm(model) {
     return entry;
   }
 
+  /**
+   * Show a value the kernel holds. A focused input whose whole text is selected (the
+   * user is about to replace it) keeps it all selected: assigning `value` alone would
+   * collapse the selection and the next key would be added to the new text instead.
+   * @param {HTMLInputElement | HTMLTextAreaElement} input
+   * @param {string} value
+   */
+  function showValue(input, value) {
+    const all = document.activeElement === input && input.value.length > 0
+      && input.selectionStart === 0 && input.selectionEnd === input.value.length;
+    input.value = value;
+    if (all) input.select();
+  }
+
   /** @param {string} name */
   function drop(name) {
     const entry = rows.get(name);
@@ -125,7 +139,7 @@ function createForm(model) {
       entry ??= addRow(v, isMultiline(v.value));
       const server = v.value ?? "";
       const verdict = entry.edits.reconcile(entry.input.value, server, performance.now());
-      if (verdict === "show") entry.input.value = server;
+      if (verdict === "show") showValue(entry.input, server);
       else if (verdict === "wait" && !recheck) {
         recheck = setTimeout(() => { recheck = undefined; update(); }, SETTLE_MS);
       }

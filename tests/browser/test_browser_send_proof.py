@@ -285,6 +285,13 @@ class Proof:
         (self.nb.server.root_dir / CMD).write_text(f"{name}.set_variable({var!r}, {text!r})\n")
         self.nb.run_cell(CELL_CMD)
         self.viewing_past = False  # the edit returned the store to the present
+        # the edit is settled once every view shows it: typing into a view before its
+        # echo lands races the echo, and no model can order the two
+        for v in inst.views:
+            box = self.views[v].locator(f"[data-variable={var}]")
+            self.page.wait_for_function(
+                "([el, t]) => el.value === t", arg=[box.element_handle(), text], timeout=WAIT
+            )
         inst.values[var] = text
         self.counts["code edits"] += 1
 
