@@ -26,6 +26,18 @@ TEMPLATE = "Say: {{text}}"
 WORDS = " ".join(f"w{i}" for i in range(20))
 
 
+def bench_prompt() -> Any:
+    """The prompt every promptstate client runs: SYSTEM + TEMPLATE on ``fake:bench``."""
+    import promptstate as ps
+
+    return ps.Prompt(
+        id="bench",
+        messages=[ps.system(SYSTEM), ps.user(TEMPLATE)],
+        variables={"text": ""},
+        model="fake:bench",
+    )
+
+
 def rows(n: int) -> list[dict[str, str]]:
     """``n`` distinct variable sets (a 20-word text and an index)."""
     return [{"text": f"{WORDS} #{k}"} for k in range(n)]
@@ -171,14 +183,7 @@ async def _promptstate(
         session = ps.Session(
             db=str(Path(tmp) / "runs.duckdb"), providers=[provider], exclusive_db=exclusive_db
         )
-        session.prompts.register(
-            ps.Prompt(
-                id="bench",
-                messages=[ps.system(SYSTEM), ps.user(TEMPLATE)],
-                variables={"text": ""},
-                model="fake:bench",
-            )
-        )
+        session.prompts.register(bench_prompt())
 
         async def run(batch: list[dict[str, str]]) -> None:
             if interactive:  # c instances, each awaiting inst.send() one after another

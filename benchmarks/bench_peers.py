@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _clients import SYSTEM, TEMPLATE, rows
+from _clients import SYSTEM, TEMPLATE, bench_prompt, rows
 from _common import REPO, FakeServerProcess, goal, machine_info, save_results, section
 from tests.fake_llm import FakeLLMServer
 
@@ -202,14 +202,7 @@ def promptstate_api(base_url: str, tmp: Path, n: int, c: int, warmup: int = 20) 
             name="fake", base_url=base_url, api_key="sk-bench", max_concurrency=c
         )
         session = ps.Session(db=str(tmp / f"ps-{time.monotonic_ns()}.duckdb"), providers=[provider])
-        session.prompts.register(
-            ps.Prompt(
-                id="bench",
-                messages=[ps.system(SYSTEM), ps.user(TEMPLATE)],
-                variables={"text": ""},
-                model="fake:bench",
-            )
-        )
+        session.prompts.register(bench_prompt())
         if warmup:
             await session.sweep("bench", rows(warmup), concurrency=c, progress=False)
         c0, t0 = time.process_time(), time.perf_counter()

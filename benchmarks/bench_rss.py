@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _clients import SYSTEM, TEMPLATE, WORDS, body
+from _clients import WORDS, bench_prompt, body
 from _common import FakeServerProcess, goal, machine_info, save_results, section
 
 HERE = Path(__file__).resolve().parent
@@ -144,14 +144,7 @@ async def promptstate(url: str, args: argparse.Namespace, mode: str, keep: bool)
             name="fake", base_url=url, api_key="sk-bench", max_concurrency=c
         )
         session = ps.Session(db=str(db), providers=[provider])
-        session.prompts.register(
-            ps.Prompt(
-                id="bench",
-                messages=[ps.system(SYSTEM), ps.user(TEMPLATE)],
-                variables={"text": ""},
-                model="fake:bench",
-            )
-        )
+        session.prompts.register(bench_prompt())
         instances = [session.start("bench") for _ in range(c)] if mode == "send" else []
 
         async def sweep_chunk(batch: list[dict[str, str]]) -> None:

@@ -15,6 +15,7 @@ import promptstate as ps
 from promptstate.cli import main
 from promptstate.evals.judge import JudgeParseError, parse_verdict
 from promptstate.providers import OpenAICompatible
+from promptstate.runlog.evalstore import SCORE_COLUMNS
 
 from .fake_llm import FakeLLMServer
 
@@ -514,16 +515,9 @@ def _per_run_rows(session: ps.Session, ids: list[str], scorers: list[Any]) -> se
     return out
 
 
-_COMPARED = (
-    "run_id",
-    "scorer",
-    "scorer_version",
-    "value",
-    "passed",
-    "reason",
-    "source",
-    "judge_run_id",
-    "errored",
+# every scores column but the ones a write stamps itself (id, time, eval and session)
+_COMPARED = tuple(
+    c for c in SCORE_COLUMNS if c not in ("score_id", "created_at", "eval_id", "session_id")
 )
 
 

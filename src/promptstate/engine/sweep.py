@@ -216,7 +216,7 @@ class Sweep(Job):
         calls_cancelled = False
         bound = max(4 * self.concurrency, 1000)
         try:
-            while todo or self._inflight or self._ended or self._uncommitted:
+            while todo or self._inflight or self._uncommitted:
                 if self._cancel_requested and not calls_cancelled:
                     calls_cancelled = True  # once: a second cancel would cut the cleanup
                     for _rid, task in self._inflight.values():
@@ -241,7 +241,7 @@ class Sweep(Job):
             if todo:
                 self._send(list(todo), cancelled=True)
                 todo.clear()
-            while self._inflight or self._ended or self._uncommitted:
+            while self._inflight or self._uncommitted:
                 self._wake.clear()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._wake.wait()
@@ -257,12 +257,9 @@ class Sweep(Job):
         if wake is not None:
             wake.set()
 
+    @paused_gc()  # nothing here suspends
     def _send(self, indexes: list[int], *, cancelled: bool = False) -> None:
         """Record a batch of cells in one transaction, then start (or end) each one."""
-        with paused_gc():  # nothing here suspends
-            self._send_batch(indexes, cancelled)
-
-    def _send_batch(self, indexes: list[int], cancelled: bool) -> None:
         rt = self._rt
         if self.prompt_id not in rt.store.present_state().prompts:
             # dropped from the cache mid-sweep (invalidated): fetched again, as a send does
@@ -367,11 +364,8 @@ class Sweep(Job):
             self._loop.call_soon(self._flush)
         self._wake.set()
 
+    @paused_gc()  # nothing here suspends
     def _flush(self) -> None:
-        with paused_gc():  # nothing here suspends
-            self._flush_batch()
-
-    def _flush_batch(self) -> None:
         self._flush_due = False
         ended, self._ended = self._ended, []
         if not ended:
@@ -393,14 +387,9 @@ class Sweep(Job):
 
         fut.add_done_callback(done)
 
+    @paused_gc()  # nothing here suspends (listeners run inside the dispatch)
     def _committed(self, ended: list[_Ended], fut: concurrent.futures.Future[None] | None) -> None:
         """The batch is on disk (or failed to be): only now do its cells count as done."""
-        with paused_gc():  # nothing here suspends (listeners run inside the dispatch)
-            self._count_committed(ended, fut)
-
-    def _count_committed(
-        self, ended: list[_Ended], fut: concurrent.futures.Future[None] | None
-    ) -> None:
         rt = self._rt
         failure = None if fut is None else fut.exception()
         ends = []
