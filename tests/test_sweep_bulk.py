@@ -341,3 +341,23 @@ def test_a_cached_sweep_answers_repeated_cells_from_the_cache(tmp_path: Path) ->
             assert b.result.response == a.result.response and b.result.latency_ms == 0.0
             assert b.result.cache_key == a.result.cache_key is not None
         s.close()
+
+
+def test_a_failing_response_cache_never_wedges_a_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = _session(tmp_path, cache=True)
+
+    def broken(key: str, result: ps.RunResult) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(s.runtime.cache, "store", broken)
+
+    async def main() -> ps.Sweep:
+        sw = s.sweep("b", {"topic": [f"t{i}" for i in range(20)]}, progress=False)
+        return await asyncio.wait_for(sw.wait(), timeout=120)
+
+    sw = asyncio.run(main())
+    assert sw.done == 20 and sw.errors == 0  # every run logged, only the cache missed them
+    assert s.runs.count() == 20
+    s.close()

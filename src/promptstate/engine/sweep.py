@@ -402,7 +402,10 @@ class Sweep(Job):
                 and result.cache_key
                 and not result.cache_hit
             ):
-                rt.cache.store(result.cache_key, result)
+                try:  # a failing cache must not keep the cell from counting as done
+                    rt.cache.store(result.cache_key, result)
+                except Exception:
+                    log.exception("promptstate: a sweep cell's reply was not cached")
             c = self.cells[index]
             self.cells[index] = SweepCell(
                 c.index, c.variables, c.model, c.repeat, result, status, error
@@ -417,11 +420,13 @@ class Sweep(Job):
             )
         self._uncommitted -= len(ended)
         self._ended_order.extend(i for i, _r, _s, _e in ended)
-        rt.store.dispatch(SweepCellsFinished(sweep_id=self.sweep_id, cells=tuple(ends)))
-        if self._bar is not None:
-            self._bar.update(len(ended))
-            self._bar.set_postfix(errors=self.errors, cancelled=self.cancelled, refresh=False)
-        self._wake.set()
+        try:
+            rt.store.dispatch(SweepCellsFinished(sweep_id=self.sweep_id, cells=tuple(ends)))
+            if self._bar is not None:
+                self._bar.update(len(ended))
+                self._bar.set_postfix(errors=self.errors, cancelled=self.cancelled, refresh=False)
+        finally:
+            self._wake.set()  # whatever a view does, the run loop sees the cells end
 
     # -- progress bar --------------------------------------------------------------------------
 
