@@ -462,3 +462,49 @@ def test_a_model_string_without_a_model_is_a_typed_error() -> None:
         registry.resolve("local:gpt\r\n")
     assert registry.resolve("local:m")[1] == "m"
     assert registry.resolve("echo:")[1] == "echo"
+
+
+# -- what the default (aiohttp) client does and does not do --------------------------------
+
+
+@pytest.mark.parametrize("transport", ["default", "httpx"])
+async def test_a_redirect_is_an_error_and_is_not_followed(
+    server: FakeLLMServer, transport: str
+) -> None:
+    # a redirect could carry the key to another host: the 3xx is reported, never followed
+    extra = {"transport": httpx.AsyncHTTPTransport} if transport == "httpx" else {}
+    provider = make("openai", server, retry=RetryPolicy(max_attempts=3, base_delay=0), **extra)
+    events, exc = await run(provider, req(model="m+fault:302"))
+    assert isinstance(exc, ProviderHTTPError) and exc.status_code == 302
+    assert not [e for e in events if isinstance(e, TextDelta)]
+    assert len(server.requests) == 1  # not retried either
+
+
+async def test_the_environment_proxy_is_used(
+    server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readline())
+        writer.write(b"HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    for var in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    try:
+        # the proxy is resolved when the provider's client is made, once
+        _, exc = await run(make("openai", server), req())
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert isinstance(exc, ProviderHTTPError) and exc.status_code == 418
+    # the absolute-form request line is what a proxy receives; the server saw nothing
+    assert seen == [f"POST {server.openai_base_url}/chat/completions HTTP/1.1\r\n".encode()]
+    assert server.requests == []

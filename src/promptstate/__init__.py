@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from . import providers, widgets
     from .widgets._link import Link, link
 
-__version__ = "0.1.0"
+from promptstate._version import __version__
 
 __all__ = [
     "Action",

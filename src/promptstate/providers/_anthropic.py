@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from contextlib import aclosing
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from promptstate.errors import ProviderStreamError
 from promptstate.models.provider import (
@@ -20,7 +18,10 @@ from promptstate.models.provider import (
 from promptstate.providers._http import HTTPProvider
 from promptstate.providers._retry import Deadline, RetryableError
 from promptstate.providers._sse import DEFAULT_MAX_EVENT_BYTES
-from promptstate.providers._transport import TransportArg
+
+if TYPE_CHECKING:
+    from promptstate.providers._reply import Reply
+    from promptstate.providers._transport import TransportArg
 
 __all__ = ["Anthropic"]
 
@@ -146,13 +147,13 @@ class Anthropic(HTTPProvider):
         return events
 
     async def _parse_stream(
-        self, response: httpx.Response, deadline: Deadline
+        self, reply: Reply, deadline: Deadline
     ) -> AsyncGenerator[StreamEvent, None]:
         input_tokens: int | None = None
         output_tokens: int | None = None
         saw_usage = False
         stopped = False
-        async with aclosing(self._sse(response, deadline)) as batches:
+        async with aclosing(self._sse(reply, deadline)) as batches:
             async for batch in batches:
                 for sse in batch:
                     # Read on to the end of the body after message_stop so the connection

@@ -1,4 +1,4 @@
-"""Machinery the HTTP providers share: one lazy httpx client, error mapping, secrets.
+"""Machinery the HTTP providers share: one lazy client per loop, body reading, secrets.
 
 Secrets are registered with :func:`promptstate.models.redact.add_secret` when a provider
 is built (the API key, secret-looking or ``secret_headers`` header values, credentials
@@ -11,31 +11,23 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import json
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
-from typing import Any, ClassVar
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
-from promptstate.errors import (
-    ProviderConfigError,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderHTTPError,
-    ProviderStreamError,
-    ProviderTimeoutError,
-)
+from promptstate.errors import ProviderConfigError, ProviderError, ProviderStreamError
 from promptstate.models.provider import ChatRequest, Provider, RetryPolicy, StreamEvent, Timeouts
 from promptstate.models.redact import add_secret, redact
-from promptstate.providers._retry import (
-    Deadline,
-    RetryableError,
-    parse_retry_after,
-    stream_with_retries,
+from promptstate.providers._errors import (
+    ERROR_BODY_BYTES,
+    REASON_CHARS,
+    detail,
+    status_error,
+    transport_error,
 )
+from promptstate.providers._retry import Deadline, RetryableError, stream_with_retries
 from promptstate.providers._secrets import (
     Hidden,
     add_credential,
@@ -44,43 +36,18 @@ from promptstate.providers._secrets import (
     is_secret_header,
     redact_httpx_logs,
     register_url_secrets,
-    safe_str,
-    scrub_chain,
     split_userinfo,
 )
 from promptstate.providers._sse import DEFAULT_MAX_EVENT_BYTES, ServerSentEvent, SSEDecoder
-from promptstate.providers._transport import TransportArg, default_transport
+from promptstate.providers._transport import Client, is_transport_error, make_client
+
+if TYPE_CHECKING:
+    from promptstate.providers._reply import Reply
+    from promptstate.providers._transport import TransportArg
 
 __all__ = ["HTTPProvider"]
 
-# Statuses worth sending again: rate limits, request timeouts, server trouble (incl. 529).
-_RETRYABLE_STATUS = frozenset({408, 429})
-
-# An error body is read up to this much: the message shown is the first _DETAIL_CHARS
-# of it (after redaction), so a secret cut at this boundary is never displayed.
-_ERROR_BODY_BYTES = 64 * 1024
-_DETAIL_CHARS = 500
-_REASON_CHARS = 100
-
-
-# what httpx.AsyncClient adds to a request, and how it encodes a json= body
-_DIRECT_HEADERS = {
-    "accept": "*/*",
-    "accept-encoding": "gzip, deflate",
-    "user-agent": f"python-httpx/{httpx.__version__}",
-    "content-type": "application/json",
-}
 _BODY_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-
-
-def _is_retryable_status(status: int) -> bool:
-    return status in _RETRYABLE_STATUS or status >= 500
-
-
-def _detail(text: str, limit: int = _DETAIL_CHARS) -> str:
-    """Redact first, then cut: a cut through a key must not leave its prefix behind."""
-    text = " ".join(redact(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class HTTPProvider(Provider):
@@ -131,8 +98,8 @@ class HTTPProvider(Provider):
         url = url.strip()
         register_url_secrets(url)
         redact_httpx_logs()
-        # Credentials in the URL go out as a Basic Authorization header that we build:
-        # left in the URL, aiohttp refuses them next to the header httpx adds for them.
+        # Credentials in the URL go out as a Basic Authorization header that we build,
+        # the same whichever client sends (and never in a logged URL).
         url, basic = split_userinfo(url)
         self._url = Hidden(_join_url(url, self.path))
         self._basic_auth = Hidden(basic)
@@ -164,49 +131,25 @@ class HTTPProvider(Provider):
         self.max_concurrency = max_concurrency
         self.max_event_bytes = SSEDecoder(max_event_bytes).max_event_bytes  # validated
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._client: Client | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
-        # the default (aiohttp) transport, called directly, and its parsed URL: see _send
-        self._direct: httpx.AsyncBaseTransport | None = None
-        self._direct_url: Hidden[httpx.URL | None] = Hidden(None)
-        self._timeout_ext = {
-            "connect": self.timeouts.connect,
-            "read": self.timeouts.read,
-            "write": self.timeouts.read,
-            "pool": None,  # the engine's semaphore queues; a pool wait is not a timeout
-        }
 
     def __repr__(self) -> str:
         return redact(f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})")
 
     # -- client lifecycle ---------------------------------------------------------------
 
-    def _get_client(self) -> httpx.AsyncClient:
+    def _get_client(self) -> Client:
         loop = asyncio.get_running_loop()
         client = self._client
         # Connections belong to the loop that opened them; a new loop (asyncio.run per
         # call in a script) needs a new client rather than a pool of dead sockets.
-        if client is None or client.is_closed or self._client_loop is not loop:
-            transport = self._transport
-            direct = None
-            if transport is None:
-                transport = direct = default_transport(self._url.get())
-            elif not isinstance(transport, httpx.AsyncBaseTransport):
-                transport = transport()
-            client = httpx.AsyncClient(
-                timeout=httpx.Timeout(**self._timeout_ext),
-                limits=httpx.Limits(
-                    max_connections=None,
-                    max_keepalive_connections=self.max_concurrency,
-                ),
-                transport=transport,
+        if client is None or client.closed or self._client_loop is not loop:
+            client = make_client(
+                self._url.get(), self.timeouts, self.max_concurrency, self._transport
             )
             self._client = client
             self._client_loop = loop
-            self._direct = direct
-            if direct is not None:
-                with contextlib.suppress(httpx.InvalidURL):  # reported by the send itself
-                    self._direct_url = Hidden(httpx.URL(self._url.get()))
         return client
 
     async def aclose(self) -> None:
@@ -231,18 +174,18 @@ class HTTPProvider(Provider):
         self, request: ChatRequest, deadline: Deadline
     ) -> AsyncGenerator[StreamEvent, None]:
         """One try: yield text and usage, raise ProviderError or RetryableError."""
-        response = await self._send(self._body(request), deadline, stream=request.stream)
+        reply = await self._send(self._body(request), deadline, stream=request.stream)
         try:
-            content_type = response.headers.get("content-type", "")
+            content_type = reply.headers.get("content-type", "")
             if not request.stream or "text/event-stream" not in content_type:
                 # Also covers servers that ignore stream=true and answer with JSON.
-                for event in self._parse_json(await self._read_json(response, deadline)):
+                for event in self._parse_json(await self._read_json(reply, deadline)):
                     yield event
                 return
-            async for event in self._parse_stream(response, deadline):
+            async for event in self._parse_stream(reply, deadline):
                 yield event
         finally:
-            await response.aclose()
+            await reply.aclose()
 
     @abc.abstractmethod
     def _body(self, request: ChatRequest) -> dict[str, Any]:
@@ -253,9 +196,7 @@ class HTTPProvider(Provider):
         """Events of a plain (non-streaming) JSON reply."""
 
     @abc.abstractmethod
-    def _parse_stream(
-        self, response: httpx.Response, deadline: Deadline
-    ) -> AsyncGenerator[StreamEvent, None]:
+    def _parse_stream(self, reply: Reply, deadline: Deadline) -> AsyncGenerator[StreamEvent, None]:
         """Events of an SSE reply (read with :meth:`_sse`)."""
 
     @abc.abstractmethod
@@ -266,16 +207,14 @@ class HTTPProvider(Provider):
 
     def _stream_failure(self, message: str) -> ProviderStreamError:
         """A stream error whose text (from the server, possibly quoting a key) is redacted."""
-        return ProviderStreamError(f"{self.name}: {_detail(message)}")
+        return ProviderStreamError(f"{self.name}: {detail(message)}")
 
     def _retryable(self, error: ProviderError, reason: str) -> RetryableError:
         # reasons reach AttemptStarted events, the store and the devtools: redact them too
-        return RetryableError(error, _detail(reason, _REASON_CHARS))
+        return RetryableError(error, detail(reason, REASON_CHARS))
 
-    async def _send(
-        self, body: Mapping[str, Any], deadline: Deadline, *, stream: bool
-    ) -> httpx.Response:
-        """POST ``body`` and return a 2xx response with its body unread."""
+    async def _send(self, body: Mapping[str, Any], deadline: Deadline, *, stream: bool) -> Reply:
+        """POST ``body`` and return a 2xx reply with its body unread."""
         client = self._get_client()
         url = self._url.get()
         headers = {**self._extra_headers.get(), **self._auth_headers(self._api_key.get())}
@@ -285,109 +224,86 @@ class HTTPProvider(Provider):
         if stream:
             headers.setdefault("accept", "text/event-stream")
         failure: RetryableError | ProviderError
-        direct = self._direct
         try:
-            if direct is None:
-                request = client.build_request("POST", url, json=body, headers=headers)
-                # Always streamed: a body (error or not) is read by us, with a size cap
-                # and under the deadline, never whole by httpx.
-                response = await deadline.run(client.send(request, stream=True))
-            else:
-                # The default transport (aiohttp, proxies resolved when it was made) is
-                # called directly: AsyncClient.send's layers (cookie jar, auth and
-                # redirect hooks, URL merging) cost ~a quarter of a call's CPU, and an
-                # API call wants none of them (a redirect is never followed anyway).
-                request = httpx.Request(
-                    "POST",
-                    self._direct_url.get() or url,
-                    headers={**_DIRECT_HEADERS, **headers},
-                    content=_BODY_JSON(body).encode(),
-                    extensions={"timeout": self._timeout_ext},
-                )
-                response = await deadline.run(direct.handle_async_request(request))
-                response.request = request
+            reply = await deadline.run(client.post(url, headers, _BODY_JSON(body).encode()))
         except ProviderError:  # the total deadline
             raise
         except Exception as exc:
-            if not _is_transport_error(exc):
+            if not is_transport_error(exc):
                 raise
-            failure = self._transport_error(exc, url, in_body=False)
+            failure = transport_error(self.name, self.timeouts, exc, url, in_body=False)
         else:
-            if response.status_code < 400:
-                return response
+            # a redirect is never followed (it could send the key elsewhere): an error
+            if 200 <= reply.status < 300:
+                return reply
             try:
-                raw, _ = await self._read_capped(response, _ERROR_BODY_BYTES, deadline)
+                raw, _ = await self._read_capped(reply, ERROR_BODY_BYTES, deadline)
             except ProviderError:
                 raise
             except Exception as exc:
-                if not _is_transport_error(exc):
+                if not is_transport_error(exc):
                     raise
                 raw = b""  # the status alone is still worth reporting
             finally:
-                await response.aclose()
-            failure = self._status_error(response, raw)
-        # Raised outside the except block, so the raw httpx error (which may quote what
-        # the server echoed) is not attached as __context__ behind the redacted one.
+                await reply.aclose()
+            failure = status_error(self.name, reply, raw)
+        # Raised outside the except block, so the raw transport error (which may quote
+        # what the server echoed) is not attached as __context__ behind the redacted one.
         raise failure
 
     async def _read_capped(
-        self, response: httpx.Response, limit: int, deadline: Deadline
+        self, reply: Reply, limit: int, deadline: Deadline
     ) -> tuple[bytes, bool]:
         """Up to ``limit`` bytes of the body, and whether there was more."""
         buf = bytearray()
-        chunks = response.aiter_bytes()
-        try:
-            while True:
-                try:
-                    chunk = await deadline.run(anext(chunks))
-                except StopAsyncIteration:
-                    return bytes(buf), False
-                buf += chunk
-                if len(buf) > limit:
-                    return bytes(buf[:limit]), True
-        finally:
-            await _aclose(chunks)
+        while True:
+            chunk = await deadline.run(reply.read())
+            if not chunk:
+                return bytes(buf), False
+            buf += chunk
+            if len(buf) > limit:
+                return bytes(buf[:limit]), True
 
-    async def _read_json(self, response: httpx.Response, deadline: Deadline) -> Any:
+    async def _read_json(self, reply: Reply, deadline: Deadline) -> Any:
         """Read a whole JSON body, at most ``max_event_bytes`` of it."""
         failure: ProviderError | RetryableError
         try:
-            raw, more = await self._read_capped(response, self.max_event_bytes, deadline)
+            raw, more = await self._read_capped(reply, self.max_event_bytes, deadline)
         except ProviderError:
             raise
         except Exception as exc:
-            if not _is_transport_error(exc):
+            if not is_transport_error(exc):
                 raise
-            failure = self._transport_error(exc, str(response.url), in_body=True)
+            failure = transport_error(self.name, self.timeouts, exc, reply.url, in_body=True)
         else:
             if more:
                 raise ProviderStreamError(
                     f"{self.name}: JSON response larger than "
                     f"max_event_bytes={self.max_event_bytes} bytes",
-                    status_code=response.status_code,
+                    status_code=reply.status,
                 )
             try:
                 return json.loads(raw)
             except ValueError:
                 snippet = raw[:4096].decode("utf-8", "replace")
                 raise ProviderStreamError(
-                    f"{self.name}: malformed JSON response: {_detail(snippet, 200)!r}",
-                    status_code=response.status_code,
+                    f"{self.name}: malformed JSON response: {detail(snippet, 200)!r}",
+                    status_code=reply.status,
                 ) from None
         raise failure
 
     async def _sse(
-        self, response: httpx.Response, deadline: Deadline
+        self, reply: Reply, deadline: Deadline
     ) -> AsyncGenerator[list[ServerSentEvent], None]:
-        """Events of a streaming response, a list per network read, failures mapped.
+        """Events of a streaming reply, a list per network read, failures mapped.
 
-        Parsing whole reads (rather than ``aiter_lines`` and a generator hop per line)
-        is most of what the provider layer costs per request. Each read is bounded by
-        the call's total deadline as well as the read timeout: a server that sends a
-        keep-alive comment every second never trips the read timeout.
+        Parsing whole reads (rather than a generator hop per line) is most of what the
+        provider layer costs per request. Each read is bounded by the call's total
+        deadline as well as the read timeout: a server that sends a keep-alive comment
+        every second never trips the read timeout.
         """
         decoder = SSEDecoder(self.max_event_bytes)
-        chunks = response.aiter_bytes()
+        read = reply.read
         when = deadline.when
         failure: RetryableError | ProviderError | None = None
         try:
@@ -396,13 +312,13 @@ class HTTPProvider(Provider):
                 timeout = asyncio.timeout_at(when)
                 try:
                     async with timeout:
-                        chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    return
+                        chunk = await read()
                 except TimeoutError:
                     if timeout.expired():
                         raise deadline.error() from None
                     raise
+                if not chunk:
+                    return
                 try:
                     events = decoder.feed(chunk)
                 except ProviderStreamError as exc:  # the event size cap
@@ -412,11 +328,9 @@ class HTTPProvider(Provider):
         except ProviderError:
             raise
         except Exception as exc:
-            if not _is_transport_error(exc):
+            if not is_transport_error(exc):
                 raise
-            failure = self._transport_error(exc, str(response.url), in_body=True)
-        finally:
-            await _aclose(chunks)
+            failure = transport_error(self.name, self.timeouts, exc, reply.url, in_body=True)
         if failure is not None:
             raise failure
 
@@ -431,80 +345,12 @@ class HTTPProvider(Provider):
             problem = "not a JSON object"
         # redact the whole line before cutting it: the cut may run through a key
         raise ProviderStreamError(
-            f"{self.name}: malformed SSE data line ({problem}): {_detail(data, 200)!r}"
+            f"{self.name}: malformed SSE data line ({problem}): {detail(data, 200)!r}"
         )
 
     def _ended_early(self, what: str) -> RetryableError:
         error = ProviderStreamError(f"{self.name}: stream ended before {what}")
         return RetryableError(error, "stream ended early")
-
-    # -- error mapping ------------------------------------------------------------------
-
-    def _transport_error(
-        self, exc: Exception, url: str, *, in_body: bool
-    ) -> RetryableError | ProviderError:
-        if not scrub_chain(exc):
-            # the exception's own text quotes a secret even after redacting its args:
-            # keep our (redacted) message and drop the raw error from the chain
-            cause: BaseException | None = None
-            detail = _detail(safe_str(exc))
-        else:
-            cause = exc
-            detail = _detail(str(exc) or type(exc).__name__)
-        where = display_url(url)
-        error: ProviderError
-        if not isinstance(exc, (httpx.HTTPError, httpx.InvalidURL)):
-            # What httpx_aiohttp leaves unmapped (a malformed status or header line is
-            # aiohttp's ClientResponseError), or a raw socket error: a protocol failure.
-            if isinstance(exc, TimeoutError):
-                remapped: Exception = (httpx.ReadTimeout if in_body else httpx.ConnectTimeout)(
-                    detail
-                )
-            else:
-                remapped = (httpx.ReadError if in_body else httpx.RemoteProtocolError)(detail)
-            remapped.__cause__ = cause
-            cause = exc = remapped
-        if isinstance(exc, httpx.ConnectTimeout) and _not_a_timeout(exc.__cause__):
-            # httpx_aiohttp maps every aiohttp.ClientConnectionError (refused, reset,
-            # server disconnected) to ConnectTimeout; only real timeouts are timeouts.
-            remapped = (httpx.ReadError if in_body else httpx.ConnectError)(detail or "closed")
-            remapped.__cause__ = exc.__cause__ if cause is not None else None
-            exc = remapped
-        if isinstance(exc, httpx.TimeoutException):
-            if isinstance(exc, httpx.ConnectTimeout):
-                what = f"connecting to {where} took over {self.timeouts.connect:g}s"
-            elif isinstance(exc, httpx.ReadTimeout):
-                what = f"no data from {where} for {self.timeouts.read:g}s"
-            else:
-                what = f"{type(exc).__name__} on {where}"
-            error = ProviderTimeoutError(f"{self.name}: timed out: {what}")
-            reason = "timeout"
-        elif isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError)):
-            if in_body:
-                error = ProviderStreamError(f"{self.name}: connection dropped mid-stream: {detail}")
-                reason = "stream dropped"
-            else:
-                error = ProviderConnectionError(f"{self.name}: cannot reach {where}: {detail}")
-                reason = "connection error"
-        else:
-            # Bad URL, unsupported scheme, decoding trouble: sending again will not help.
-            error = ProviderConnectionError(f"{self.name}: request to {where} failed: {detail}")
-            _set_cause(error, cause)
-            return error
-        _set_cause(error, cause)
-        return RetryableError(error, reason)
-
-    def _status_error(self, response: httpx.Response, raw: bytes) -> RetryableError | ProviderError:
-        status = response.status_code
-        detail = _api_error_message(raw, response.charset_encoding or "utf-8")
-        message = (
-            f"{self.name}: HTTP {status} {_detail(response.reason_phrase, 100)} from "
-            f"{display_url(str(response.url))}: {detail}"
-        )
-        error = ProviderHTTPError(redact(message), status_code=status)
-        if _is_retryable_status(status):
-            return RetryableError(error, f"HTTP {status}", parse_retry_after(response.headers))
-        return error
 
 
 def _join_url(base: str, path: str) -> str:
@@ -514,60 +360,3 @@ def _join_url(base: str, path: str) -> str:
     except ValueError:
         return base.rstrip("/") + path
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + path, parts.query, ""))
-
-
-async def _aclose(chunks: AsyncIterator[bytes]) -> None:
-    # httpx types aiter_bytes() as an iterator; it is an async generator underneath
-    close = getattr(chunks, "aclose", None)
-    if close is not None:
-        await close()
-
-
-def _is_transport_error(exc: Exception) -> bool:
-    """An error of the network stack (httpx, its transports, sockets), not of our code."""
-    if isinstance(exc, (httpx.HTTPError, httpx.InvalidURL, OSError)):
-        return True
-    module = type(exc).__module__
-    return module.startswith(("aiohttp", "httpx_aiohttp", "httpcore", "h11", "anyio"))
-
-
-def _set_cause(error: ProviderError, cause: BaseException | None) -> None:
-    error.__cause__ = cause
-    error.__suppress_context__ = True
-
-
-def _not_a_timeout(cause: BaseException | None) -> bool:
-    """True for an aiohttp connection error that httpx_aiohttp reported as a timeout."""
-    if cause is None or isinstance(cause, TimeoutError):
-        return False
-    return type(cause).__module__.startswith("aiohttp")
-
-
-def _api_error_message(raw: bytes, encoding: str) -> str:
-    """The human part of an API error body: ``error.message`` in OpenAI and Anthropic.
-
-    Redacted before it is cut to :data:`_DETAIL_CHARS`.
-    """
-    try:
-        text = raw.decode(encoding, "replace")
-    except LookupError:  # an unknown charset in content-type
-        text = raw.decode("utf-8", "replace")
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            message: str = err["message"]
-            kind = err.get("type") or err.get("code")
-            if isinstance(kind, str) and kind:
-                message = f"{message} ({kind})"
-            return _detail(message)
-        if isinstance(err, str):
-            return _detail(err)
-        if isinstance(body.get("message"), str):
-            return _detail(str(body["message"]))
-        if isinstance(body.get("detail"), str):  # FastAPI-based local servers
-            return _detail(str(body["detail"]))
-    return _detail(text) or "(empty body)"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from promptstate.errors import ProviderStreamError
 from promptstate.models.provider import ChatRequest, StreamEvent, TextDelta, UsageInfo
 from promptstate.providers._http import HTTPProvider
 from promptstate.providers._retry import Deadline, RetryableError
+
+if TYPE_CHECKING:
+    from promptstate.providers._reply import Reply
 
 __all__ = ["OpenAICompatible"]
 
@@ -94,11 +95,11 @@ class OpenAICompatible(HTTPProvider):
         return events
 
     async def _parse_stream(
-        self, response: httpx.Response, deadline: Deadline
+        self, reply: Reply, deadline: Deadline
     ) -> AsyncGenerator[StreamEvent, None]:
         usage: UsageInfo | None = None
         finished = done = False
-        async with aclosing(self._sse(response, deadline)) as batches:
+        async with aclosing(self._sse(reply, deadline)) as batches:
             async for batch in batches:
                 for sse in batch:
                     # Read on to the end of the body after [DONE]: a fully read response

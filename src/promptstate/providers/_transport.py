@@ -1,62 +1,234 @@
-"""The default HTTP transport of the providers (aiohttp through httpx when installed)."""
+"""The providers' HTTP clients: aiohttp spoken to directly by default, httpx on request.
+
+httpx's own pool scans every pooled connection for every request, and httpx request and
+response objects on top of aiohttp cost about a tenth of a send's CPU
+(benchmarks/bench_throughput.py); an API call needs none of httpx's layers (cookies,
+auth hooks, redirects are never followed). So the default client is a plain
+:class:`aiohttp.ClientSession`. httpx stays the *API* for a custom ``transport=`` (any
+:class:`httpx.AsyncBaseTransport`, e.g. a mock) and for
+``PROMPTSTATE_HTTP_TRANSPORT=httpx``.
+"""
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import httpx
+from promptstate.models.provider import Timeouts
+from promptstate.providers._reply import AiohttpReply, HttpxReply, Reply
 
-__all__ = ["TransportArg", "default_transport"]
+if TYPE_CHECKING:
+    import httpx
 
-# A transport, or a zero-argument factory called for every new client: an instance is
-# closed with its client and bound to one event loop, a factory survives both.
-TransportArg = httpx.AsyncBaseTransport | Callable[[], httpx.AsyncBaseTransport] | None
+__all__ = [
+    "BASE_HEADERS",
+    "AiohttpClient",
+    "Client",
+    "HttpxClient",
+    "classify",
+    "is_transport_error",
+    "make_client",
+]
+
+if TYPE_CHECKING:
+    # A transport, or a zero-argument factory called for every new client: an instance
+    # is closed with its client and bound to one event loop, a factory survives both.
+    TransportArg: TypeAlias = (
+        httpx.AsyncBaseTransport | Callable[[], httpx.AsyncBaseTransport] | None
+    )
 
 
-def default_transport(url: str | None = None) -> httpx.AsyncBaseTransport | None:
-    """The transport a provider uses when given none: aiohttp's, if installed.
+class Client(abc.ABC):
+    """POSTs a JSON body (already encoded) and answers with a :class:`Reply`."""
 
-    httpx's own pool scans every pooled connection for every request, which under
-    concurrency costs milliseconds per request (benchmarks/bench_throughput.py measures
-    ~5x the throughput through ``httpx_aiohttp`` at 50 concurrent streams). ``None``
-    (httpx's default transport) when ``httpx_aiohttp`` is not importable or
-    ``PROMPTSTATE_HTTP_TRANSPORT=httpx`` is set.
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool: ...
 
-    The environment's proxy for ``url`` (``HTTPS_PROXY``, ``NO_PROXY``...) is looked up
-    once, when the client is made: aiohttp's ``trust_env`` would look it up (and read
-    ``~/.netrc``) in an executor thread for every request.
+    @abc.abstractmethod
+    async def post(self, url: str, headers: dict[str, str], body: bytes) -> Reply:
+        """Send; the reply's status line and headers are in, its body is unread."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...
+
+
+def make_client(url: str, timeouts: Timeouts, keepalive: int, transport: Any) -> Client:
+    """The client of one provider on the running event loop.
+
+    ``transport`` is the provider's ``transport=`` argument: ``None`` picks aiohttp
+    (unless ``PROMPTSTATE_HTTP_TRANSPORT=httpx``), anything else goes through httpx.
     """
-    if os.environ.get("PROMPTSTATE_HTTP_TRANSPORT", "").lower() == "httpx":
-        return None
-    try:
+    if transport is None and os.environ.get("PROMPTSTATE_HTTP_TRANSPORT", "").lower() != "httpx":
+        return AiohttpClient(url, timeouts)
+    return HttpxClient(timeouts, keepalive, transport)
+
+
+# what httpx.AsyncClient adds to a request: the same headers whichever client sends
+BASE_HEADERS = {
+    "accept": "*/*",
+    "accept-encoding": "gzip, deflate",
+    "content-type": "application/json",
+}
+
+
+class AiohttpClient(Client):
+    """One :class:`aiohttp.ClientSession`, made on the loop that uses it."""
+
+    def __init__(self, url: str, timeouts: Timeouts) -> None:
+        import ssl
+
         import aiohttp
-        from httpx_aiohttp import AiohttpTransport
-    except ImportError:
-        return None
+        import certifi
 
-    def session() -> aiohttp.ClientSession:
-        # No connection cap here (the engine's per-provider semaphore is the cap; the
-        # transport's default of 100 would silently queue a larger max_concurrency),
-        # certificates as httpx verifies them, proxies from the environment as httpx.
+        from promptstate._version import __version__
+
+        self._aiohttp = aiohttp
+        # The environment's proxy for this URL (HTTPS_PROXY, NO_PROXY...) is looked up
+        # once: aiohttp's trust_env would look it up (and read ~/.netrc) in an executor
+        # thread for every request.
+        proxy, proxy_auth = _env_proxy(url)
+        # No connection cap here: the engine's per-provider semaphore is the cap, and
+        # aiohttp's default of 100 would silently queue a larger max_concurrency.
         connector = aiohttp.TCPConnector(
-            limit=0, keepalive_timeout=30.0, ssl=httpx.create_ssl_context()
+            limit=0,
+            keepalive_timeout=30.0,
+            ssl=ssl.create_default_context(cafile=certifi.where()),
         )
-        made = aiohttp.ClientSession(
-            connector=connector, trust_env=False, proxy=proxy, proxy_auth=proxy_auth
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            trust_env=False,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
+            cookie_jar=aiohttp.DummyCookieJar(),  # an API call keeps no cookies
+            auto_decompress=True,
+            skip_auto_headers=("User-Agent",),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
+            ),
         )
-        owner = ref()
-        if owner is not None:
-            weakref.finalize(owner, _close_dropped_session, made)
-        return made
+        self._headers = {**BASE_HEADERS, "user-agent": f"promptstate/{__version__}"}
+        # A session dropped without aclose() (a synchronous Session.close(), a new
+        # event loop) closes its sockets quietly instead of aiohttp warning from __del__.
+        weakref.finalize(self, _close_dropped_session, self._session)
 
-    proxy, proxy_auth = _env_proxy(url) if url else (None, None)
-    transport = AiohttpTransport(client=session)
-    ref = weakref.ref(transport)
-    return transport
+    @property
+    def closed(self) -> bool:
+        return self._session.closed
+
+    async def post(self, url: str, headers: dict[str, str], body: bytes) -> Reply:
+        response = await self._session.post(
+            url,
+            data=body,
+            headers={**self._headers, **headers},
+            allow_redirects=False,  # an API call never follows one: the 3xx is the error
+        )
+        return AiohttpReply(response)
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+
+class HttpxClient(Client):
+    """:class:`httpx.AsyncClient` on a custom (or httpx's own) transport."""
+
+    def __init__(self, timeouts: Timeouts, keepalive: int, transport: Any) -> None:
+        import httpx
+
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            transport = transport()  # a factory: a fresh transport for every client
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                connect=timeouts.connect,
+                read=timeouts.read,
+                write=timeouts.read,
+                pool=None,  # the engine's semaphore queues; a pool wait is not a timeout
+            ),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=keepalive),
+            transport=transport,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._client.is_closed
+
+    async def post(self, url: str, headers: dict[str, str], body: bytes) -> Reply:
+        request = self._client.build_request(
+            "POST", url, content=body, headers={"content-type": "application/json", **headers}
+        )
+        # Always streamed: a body (error or not) is read by us, with a size cap and
+        # under the deadline, never whole by httpx.
+        return HttpxReply(await self._client.send(request, stream=True))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """An error of the network stack (aiohttp, httpx, sockets), not of our code."""
+    if isinstance(exc, OSError):
+        return True
+    module = type(exc).__module__
+    return module.startswith(("aiohttp", "httpx", "httpcore", "h11", "anyio", "yarl"))
+
+
+def classify(exc: BaseException, *, in_body: bool) -> str:
+    """What kind of transport failure ``exc`` is.
+
+    One of ``"connect_timeout"``, ``"read_timeout"``, ``"timeout"`` (other),
+    ``"network"`` (refused, reset, dropped, a malformed reply: worth retrying) and
+    ``"fatal"`` (a bad URL or scheme, sending again will not help).
+    """
+    module = type(exc).__module__
+    if module.startswith("httpx"):
+        return _classify_httpx(exc, in_body=in_body)
+    if module.startswith("aiohttp"):
+        import aiohttp
+
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return "connect_timeout"
+        if isinstance(exc, (aiohttp.SocketTimeoutError, aiohttp.ServerTimeoutError)):
+            return "read_timeout"
+        if isinstance(exc, (aiohttp.InvalidUrlClientError, aiohttp.NonHttpUrlClientError)):
+            return "fatal"
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+            return "fatal"
+    if isinstance(exc, TimeoutError):
+        return "read_timeout" if in_body else "connect_timeout"
+    if isinstance(exc, ValueError) and not isinstance(exc, OSError):
+        return "fatal"  # yarl's (and aiohttp's) word for a URL it cannot parse
+    return "network"
+
+
+def _classify_httpx(exc: BaseException, *, in_body: bool) -> str:
+    import httpx
+
+    if isinstance(exc, httpx.ConnectTimeout) and _not_a_timeout(exc.__cause__):
+        # httpx_aiohttp maps every aiohttp.ClientConnectionError (refused, reset,
+        # server disconnected) to ConnectTimeout; only real timeouts are timeouts.
+        return "network"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect_timeout"
+    if isinstance(exc, httpx.ReadTimeout):
+        return "read_timeout"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError)):
+        return "network"
+    if isinstance(exc, (httpx.HTTPError, httpx.InvalidURL)):
+        return "fatal"
+    return "network"  # raised unmapped by a transport (httpx_aiohttp): a protocol failure
+
+
+def _not_a_timeout(cause: BaseException | None) -> bool:
+    """True for an aiohttp connection error that httpx_aiohttp reported as a timeout."""
+    if cause is None or isinstance(cause, TimeoutError):
+        return False
+    return type(cause).__module__.startswith("aiohttp")
 
 
 def _env_proxy(url: str) -> tuple[Any, Any]:
@@ -71,12 +243,6 @@ def _env_proxy(url: str) -> tuple[Any, Any]:
 
 
 def _close_dropped_session(session: Any) -> None:
-    """Close the sockets of a session whose client was dropped without ``aclose()``.
-
-    That happens after a synchronous ``Session.close()`` or when a new event loop
-    replaces the client; httpx's own pool closes such sockets silently, and aiohttp
-    would instead log "Unclosed client session" from its ``__del__``.
-    """
     if session.closed:
         return
     connector = session.connector
