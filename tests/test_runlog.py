@@ -302,3 +302,94 @@ def test_lazy_relations_read_while_the_writer_commits() -> None:
     assert not errors, errors[0]
     assert s.runs.count() == 400
     s.close()
+
+
+def test_under_load_every_commit_is_on_disk_before_its_future_resolves(tmp_path: Path) -> None:
+    # Eight threads each submit a row and wait for it, 50 times: the writer sees company
+    # and holds batches open (runlog/writer.py GROUP_WINDOW). Each resolved future must
+    # mean the row is committed: a query right after sees it.
+    import concurrent.futures
+
+    from promptstate.runlog.log import RunLog
+
+    path = str(tmp_path / "load.duckdb")
+    log = RunLog(path, "s-load")
+    template = {c: None for c in RUN_COLUMNS} | {"status": "success", "prompt_id": "p"}
+    missing: list[str] = []
+
+    def worker(k: int) -> None:
+        for i in range(50):
+            rid = f"r{k}-{i}"
+            log.write_run({**template, "run_id": rid}).result(timeout=60)
+            got = log.sql(f"SELECT count(*) FROM runs WHERE run_id = '{rid}'").fetchall()
+            if got != [(1,)]:
+                missing.append(rid)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(worker, range(8)))
+    assert missing == []
+    # a flush while a batch is held open commits it without waiting out the window
+    held = [log.write_run({**template, "run_id": f"h{i}"}) for i in range(3)]
+    log.flush(timeout=60)
+    assert all(f.done() for f in held)
+    assert log.sql("SELECT count(*) FROM runs").fetchall() == [(403,)]
+    assert log.rows_written == 403
+    log.close()
+
+
+@pytest.mark.parametrize("path", ["lists", "arrow"])
+def test_a_batch_reads_back_the_same_whichever_way_it_was_inserted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    # Small batches go in as one list parameter per column, large ones through Arrow
+    # (runlog/writer.py): both must store exactly what one-row inserts store.
+    import datetime as dt
+
+    from promptstate.runlog import writer as writer_mod
+    from promptstate.runlog.log import RunLog
+
+    if path == "arrow":
+        monkeypatch.setattr(writer_mod, "_SMALL_BATCH", 2)
+        monkeypatch.setattr(writer_mod, "_LARGE_BATCH", 2)
+    else:
+        monkeypatch.setattr(writer_mod, "_SMALL_BATCH", 10_000)
+        monkeypatch.setattr(writer_mod, "_LARGE_BATCH", 10_000)
+    at = dt.datetime(2026, 12, 2, 17, 0, 0, 123456)
+
+    def row(i: int, status: str) -> dict[str, object]:
+        r: dict[str, object] = {c: None for c in RUN_COLUMNS}
+        r |= {"run_id": f"r{i:02d}", "status": status, "prompt_id": "p", "started_at": at}
+        if i % 3:  # every other shape of value, and NULLs
+            r |= {
+                "response": 'é✓ "quoted" \n' * i,
+                "variables": '{"x": "ünï", "n": %d}' % i,
+                "input_tokens": 2**40 + i,
+                "latency_ms": i / 7,
+                "cache_hit": i % 2 == 0,
+                "attempts": i,
+                "finished_at": at + dt.timedelta(seconds=i),
+            }
+        return r
+
+    def stored(log: RunLog) -> list[tuple[object, ...]]:
+        return log.sql(
+            "SELECT * EXCLUDE (session_id, pid, hostname) FROM runs ORDER BY run_id"
+        ).fetchall()
+
+    logs = {}
+    for how in ("batch", "one by one"):
+        log = RunLog(str(tmp_path / f"{how}.duckdb"), "s")
+        running = [row(i, "running") for i in range(20)]
+        done = [row(i, "success") for i in range(20)]
+        if how == "batch":  # an INSERT batch, then an UPDATE batch of the same runs
+            log._writer.submit("runs", "r00", running).result(timeout=60)
+            log._writer.submit("runs", "r00", done).result(timeout=60)
+        else:
+            for r in running + done:
+                log._writer.submit("run", r["run_id"], r).result(timeout=60)
+        logs[how] = log
+    assert stored(logs["batch"]) == stored(logs["one by one"])
+    assert len(stored(logs["batch"])) == 20
+    assert {r[6] for r in stored(logs["batch"])} == {"success"}
+    for log in logs.values():
+        log.close()
