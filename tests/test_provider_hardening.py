@@ -508,3 +508,27 @@ async def test_the_environment_proxy_is_used(
     # the absolute-form request line is what a proxy receives; the server saw nothing
     assert seen == [f"POST {server.openai_base_url}/chat/completions HTTP/1.1\r\n".encode()]
     assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"t": "\\ud83d\\ude00 ok"}',
+        '{"t": "lone \\ud800 half"}',  # orjson refuses it; json (and so we) take it
+        '{"n": 9223372036854775807, "f": 1.5e300}',
+        '{"x": NaN}',
+        '{"a": 1, "a": 2}',
+    ],
+)
+def test_an_sse_event_decodes_exactly_as_json_reads_it(data: str) -> None:
+    import json
+
+    provider = OpenAICompatible(base_url="http://127.0.0.1:9/v1", api_key=KEY)
+    assert provider._decode_event(data) == json.loads(data)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("data", ['{"t": ', "[1, 2]", "tru", '"s"'])
+def test_an_sse_event_that_is_no_json_object_is_a_stream_error(data: str) -> None:
+    provider = OpenAICompatible(base_url="http://127.0.0.1:9/v1", api_key=KEY)
+    with pytest.raises(ProviderStreamError, match="malformed SSE data line"):
+        provider._decode_event(data)  # type: ignore[attr-defined]

@@ -362,7 +362,7 @@ def test_a_batch_reads_back_the_same_whichever_way_it_was_inserted(
         if i % 3:  # every other shape of value, and NULLs
             r |= {
                 "response": 'é✓ "quoted" \n' * i,
-                "variables": '{"x": "ünï", "n": %d}' % i,
+                "variables": '{"x": "ünï", "n": ' + str(i) + "}",
                 "input_tokens": 2**40 + i,
                 "latency_ms": i / 7,
                 "cache_hit": i % 2 == 0,
