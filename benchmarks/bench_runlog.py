@@ -129,7 +129,12 @@ def synthetic_runs(n: int) -> Any:
         "session_id": pa.array(["bench"] * n),
         "pid": pa.array([1] * n, pa.int32()),
         "hostname": pa.array(["bench"] * n),
+        "error_type": pa.array([None if i % 50 else "ProviderHTTPError" for i in range(n)]),
     }
+    # a column added to the run schema later must get a synthetic value here too
+    missing = set(RUN_COLUMNS) - set(cols)
+    if missing:
+        raise RuntimeError(f"synthetic_runs has no values for {sorted(missing)}")
     return pa.table([cols[c] for c in RUN_COLUMNS], schema=_arrow_schema())
 
 

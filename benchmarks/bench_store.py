@@ -2,7 +2,7 @@
 
 Measures, per N live instances: ``inst.set_variable`` (the public path: checks, warnings,
 dispatch through the devtools recorder, reducer, listeners), a bare
-``store.dispatch(Action("instances/variable_set", ...))``, and, to show where the store
+``store.dispatch(VariableSet(...))``, and, to show where the store
 is not flat, ``session.start`` (``instances/started``) and ``inst.close``
 (``instances/closed``) at that size. Goal: the edit is flat from 10 to 10,000 instances.
 No network, no run-log writes (nothing is sent).
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from _common import goal, save_results, section
 
 import promptstate as ps
-from promptstate.core.state import Action
+from promptstate.core.actions import VariableSet
 
 
 def per_call_us(fn: Callable[[int], None], k: int, repeats: int = 3) -> float:
@@ -49,11 +49,7 @@ def measure(n: int, k: int) -> dict[str, float]:
 
     set_var = per_call_us(lambda i: picks[i].set_variable("text", f"v{i}"), k)
     raw = per_call_us(
-        lambda i: dispatch(
-            Action(
-                "instances/variable_set", {"instance_id": ids[i], "name": "text", "value": f"r{i}"}
-            )
-        ),
+        lambda i: dispatch(VariableSet(instance_id=ids[i], name="text", value=f"r{i}")),
         k,
     )
     # start/close at this size: start m extra instances, then close them again
