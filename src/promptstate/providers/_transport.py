@@ -87,7 +87,6 @@ class AiohttpClient(Client):
 
         from promptstate._version import __version__
 
-        self._aiohttp = aiohttp
         # The environment's proxy for this URL (HTTPS_PROXY, NO_PROXY...) is looked up
         # once: aiohttp's trust_env would look it up (and read ~/.netrc) in an executor
         # thread for every request.
@@ -199,7 +198,7 @@ def classify(exc: BaseException, *, in_body: bool) -> str:
             return "fatal"
     if isinstance(exc, TimeoutError):
         return "read_timeout" if in_body else "connect_timeout"
-    if isinstance(exc, ValueError) and not isinstance(exc, OSError):
+    if isinstance(exc, ValueError):
         return "fatal"  # yarl's (and aiohttp's) word for a URL it cannot parse
     return "network"
 
