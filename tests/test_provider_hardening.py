@@ -532,3 +532,51 @@ def test_an_sse_event_that_is_no_json_object_is_a_stream_error(data: str) -> Non
     provider = OpenAICompatible(base_url="http://127.0.0.1:9/v1", api_key=KEY)
     with pytest.raises(ProviderStreamError, match="malformed SSE data line"):
         provider._decode_event(data)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("transport", ["default", "httpx"])
+@pytest.mark.parametrize("form", ["http://{auth}@127.0.0.1:{port}", "{auth}@127.0.0.1:{port}"])
+async def test_a_proxy_password_from_the_environment_is_never_shown(
+    server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, transport: str, form: str
+) -> None:
+    import asyncio
+
+    user, password = "proxy-user-7f3a", "pr0xy-Passw0rd-9c2e1b"
+    heads: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # a hostile (or merely verbose) proxy quotes the request head back, its
+        # Proxy-Authorization header (base64 of user:password) included
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head)
+        body = head + b"\n" + f"bad login {user}:{password}".encode()
+        writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n")
+        writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    for var in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", form.format(auth=f"{user}:{password}", port=port))
+    if transport == "httpx":
+        monkeypatch.setenv("PROMPTSTATE_HTTP_TRANSPORT", "httpx")
+    try:
+        _, exc = await run(make("openai", server), req())
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    if isinstance(exc, ProviderHTTPError):
+        assert exc.status_code == 407
+        assert b"proxy-authorization: basic " in heads[0].lower()  # the login was sent
+        assert "[redacted]" in str(exc)  # the reply was shown, with the secrets taken out
+    else:
+        # aiohttp reads a proxy URL without a scheme as a scheme of its own and refuses
+        # it; its error quotes the URL, which must come out redacted all the same
+        assert form.startswith("{auth}") and transport == "default"
+        assert isinstance(exc, errors.ProviderConnectionError) and not heads
+
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+    for text in texts_of(exc):
+        assert password not in text and basic not in text, text

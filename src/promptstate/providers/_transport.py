@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from promptstate.models.provider import Timeouts
 from promptstate.providers._reply import AiohttpReply, HttpxReply, Reply
+from promptstate.providers._secrets import register_url_secrets
 
 if TYPE_CHECKING:
     import httpx
@@ -32,6 +33,7 @@ __all__ = [
     "classify",
     "is_transport_error",
     "make_client",
+    "register_env_proxy_secrets",
 ]
 
 if TYPE_CHECKING:
@@ -63,9 +65,22 @@ def make_client(url: str, timeouts: Timeouts, keepalive: int, transport: Any) ->
     ``transport`` is the provider's ``transport=`` argument: ``None`` picks aiohttp
     (unless ``PROMPTSTATE_HTTP_TRANSPORT=httpx``), anything else goes through httpx.
     """
+    # Both clients may send through an environment proxy (httpx's trust_env does too),
+    # and a proxy URL's password is a credential like the key: register it before the
+    # first request, so no error text, log line or stored run can quote it.
+    register_env_proxy_secrets()
     if transport is None and os.environ.get("PROMPTSTATE_HTTP_TRANSPORT", "").lower() != "httpx":
         return AiohttpClient(url, timeouts)
     return HttpxClient(timeouts, keepalive, transport)
+
+
+def register_env_proxy_secrets() -> None:
+    """Register the user info and query of every ``*_PROXY`` variable as secrets."""
+    for name, value in os.environ.items():
+        if not name.lower().endswith("_proxy") or name.lower() == "no_proxy" or not value:
+            continue
+        # "user:pass@host:3128" (no scheme) is a proxy URL too, to aiohttp and httpx
+        register_url_secrets(value if "://" in value else f"http://{value}")
 
 
 # what httpx.AsyncClient adds to a request: the same headers whichever client sends
@@ -102,7 +117,6 @@ class AiohttpClient(Client):
             connector=connector,
             trust_env=False,
             proxy=proxy,
-            proxy_auth=proxy_auth,
             cookie_jar=aiohttp.DummyCookieJar(),  # an API call keeps no cookies
             auto_decompress=True,
             skip_auto_headers=("User-Agent",),
@@ -111,6 +125,13 @@ class AiohttpClient(Client):
             ),
         )
         self._headers = {**BASE_HEADERS, "user-agent": f"promptstate/{__version__}"}
+        # The proxy's login, as a header (aiohttp deprecates proxy_auth): on the CONNECT
+        # of an https tunnel, or on the request itself when the proxy forwards plain http.
+        self._proxy_headers: dict[str, str] | None = None
+        self._plain_headers = self._headers
+        if proxy_auth is not None:
+            self._proxy_headers = {"Proxy-Authorization": proxy_auth.encode()}
+            self._plain_headers = {**self._headers, **self._proxy_headers}
         # A session dropped without aclose() (a synchronous Session.close(), a new
         # event loop) closes its sockets quietly instead of aiohttp warning from __del__.
         weakref.finalize(self, _close_dropped_session, self._session)
@@ -120,11 +141,13 @@ class AiohttpClient(Client):
         return self._session.closed
 
     async def post(self, url: str, headers: dict[str, str], body: bytes) -> Reply:
+        base = self._plain_headers if url.startswith("http:") else self._headers
         response = await self._session.post(
             url,
             data=body,
-            headers={**self._headers, **headers},
+            headers={**base, **headers},
             allow_redirects=False,  # an API call never follows one: the 3xx is the error
+            proxy_headers=self._proxy_headers,
         )
         return AiohttpReply(response)
 
