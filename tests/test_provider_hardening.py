@@ -580,3 +580,92 @@ async def test_a_proxy_password_from_the_environment_is_never_shown(
     basic = base64.b64encode(f"{user}:{password}".encode()).decode()
     for text in texts_of(exc):
         assert password not in text and basic not in text, text
+
+
+# -- the total deadline: one timer per call, armed only around a guarded await -------------
+
+
+async def test_a_deadline_passing_between_awaits_never_cancels_the_consumer() -> None:
+    import asyncio
+
+    from promptstate.providers._retry import Deadline
+
+    deadline = Deadline(0.05, "p")
+    assert await deadline.run(asyncio.sleep(0, "first")) == "first"
+    # the consumer's own await (between two reads) outlives the deadline: untouched
+    await asyncio.sleep(0.2)
+    read = asyncio.sleep(0, "never")
+    with pytest.raises(ProviderTimeoutError, match=r"exceeded total deadline of 0\.05s"):
+        await deadline.run(read)
+    assert read.cr_frame is None  # closed, not left un-awaited
+    deadline.close()
+
+
+async def test_a_deadline_cancels_a_guarded_await_and_leaves_no_timer() -> None:
+    import asyncio
+
+    from promptstate.providers._retry import Deadline
+
+    loop = asyncio.get_running_loop()
+    deadline = Deadline(0.05, "p")
+    with pytest.raises(ProviderTimeoutError):
+        await deadline.run(asyncio.Event().wait())
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0  # the timer's cancel was taken back
+    live = Deadline(60, "p")
+    await live.run(asyncio.sleep(0))
+    live.close()
+    handles = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+    assert not [h for h in handles if getattr(h._callback, "__self__", None) is live]
+
+
+async def test_a_cancel_from_outside_is_never_mistaken_for_the_deadline() -> None:
+    import asyncio
+
+    from promptstate.providers._retry import Deadline
+
+    deadline = Deadline(30, "p")
+    started = asyncio.Event()
+
+    async def guarded() -> None:
+        async def wait() -> None:
+            started.set()
+            await asyncio.Event().wait()
+
+        await deadline.run(wait())
+
+    task = asyncio.ensure_future(guarded())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # and when both come in the same step, the outside cancel wins: it is not a timeout
+    both = Deadline(30, "p")
+    task2 = asyncio.ensure_future(both.run(asyncio.Event().wait()))
+    await asyncio.sleep(0)  # task2 is now inside the guarded await
+    both._expire()  # type: ignore[attr-defined]  # the timer firing, by hand
+    task2.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task2
+    deadline.close()
+    both.close()
+
+
+async def test_a_deadline_whose_cancel_is_swallowed_still_ends_the_call() -> None:
+    import asyncio
+
+    from promptstate.providers._retry import Deadline
+
+    async def stubborn() -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return "late reply"  # a library that eats the cancel
+        return "never"
+
+    deadline = Deadline(0.02, "p")
+    with pytest.raises(ProviderTimeoutError):
+        await deadline.run(stubborn())
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    deadline.close()

@@ -309,19 +309,11 @@ class HTTPProvider(Provider):
         """
         decoder = SSEDecoder(self.max_event_bytes)
         read = reply.read
-        when = deadline.when
+        guarded = deadline.run
         failure: RetryableError | ProviderError | None = None
         try:
             while True:
-                # Inlined Deadline.run: this is once per network read of every stream.
-                timeout = asyncio.timeout_at(when)
-                try:
-                    async with timeout:
-                        chunk = await read()
-                except TimeoutError:
-                    if timeout.expired():
-                        raise deadline.error() from None
-                    raise
+                chunk = await guarded(read())
                 if not chunk:
                     return
                 try:

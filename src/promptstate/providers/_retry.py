@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import inspect
 import logging
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from promptstate.errors import ProviderError, ProviderTimeoutError
 from promptstate.models.provider import AttemptStarted, RetryPolicy, StreamEvent, TextDelta
@@ -34,6 +35,11 @@ _T = TypeVar("_T")
 class Deadline:
     """The end of one call's total time budget, in event-loop time.
 
+    One timer per call, not one per await: :meth:`run` arms it around a single await
+    and the timer, when it fires, cancels the task only while it is armed. A call does
+    two or three guarded awaits per attempt (the POST, each network read), and an
+    ``asyncio.timeout`` for each cost a Timeout object, a heap push and a cancel.
+
     Parameters
     ----------
     total : float
@@ -42,16 +48,20 @@ class Deadline:
         The provider's name, for the error message.
     """
 
-    __slots__ = ("name", "total", "when")
+    __slots__ = ("_armed", "_fired", "_handle", "_loop", "name", "total", "when")
 
     def __init__(self, total: float, name: str) -> None:
         self.total = total
         self.name = name
-        self.when = asyncio.get_running_loop().time() + total
+        self._loop = asyncio.get_running_loop()
+        self.when = self._loop.time() + total
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed: asyncio.Task[Any] | None = None  # the task inside a guarded await
+        self._fired = False
 
     def remaining(self) -> float:
         """Seconds left (negative once passed)."""
-        return self.when - asyncio.get_running_loop().time()
+        return self.when - self._loop.time()
 
     def error(self) -> ProviderTimeoutError:
         """The error a call that ran out of time ends with."""
@@ -59,20 +69,51 @@ class Deadline:
             f"{self.name}: timed out: exceeded total deadline of {self.total:g}s"
         )
 
+    def _expire(self) -> None:
+        self._fired = True
+        task, self._armed = self._armed, None
+        if task is not None:
+            task.cancel()
+
+    def close(self) -> None:
+        """Drop the timer (the call is over): no handle waits in the loop until ``when``."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
     async def run(self, awaitable: Awaitable[_T]) -> _T:
         """Await ``awaitable``, raising :meth:`error` if the deadline passes first.
 
-        Wraps single awaits (one network read, one send), never a ``yield``: a timeout
-        held across a yield would cancel whatever the consumer awaits in between.
+        Guards single awaits (one network read, one send), never a ``yield``: a timeout
+        held across a yield would cancel whatever the consumer awaits in between. So the
+        timer only cancels while an await here is in progress; one that fired in
+        between fails the next guarded await before it starts.
         """
-        timeout = asyncio.timeout_at(self.when)
+        if self._fired:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never started: no "was never awaited" warning
+            raise self.error()
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - providers always run in a task
+            raise RuntimeError("Deadline.run outside a task")
+        if self._handle is None:
+            self._handle = self._loop.call_at(self.when, self._expire)
+        cancelling = task.cancelling()
+        self._armed = task
         try:
-            async with timeout:
-                return await awaitable
-        except TimeoutError:
-            if timeout.expired():
+            result = await awaitable
+        except asyncio.CancelledError:
+            # ours only if the timer fired and no other cancel is pending on the task
+            if self._fired and task.uncancel() <= cancelling:
                 raise self.error() from None
             raise
+        finally:
+            self._armed = None
+        if self._fired and task.cancelling() > cancelling:
+            # the awaitable swallowed our cancel: take it back, the deadline still passed
+            task.uncancel()
+            raise self.error()
+        return result
 
 
 class RetryableError(Exception):
@@ -148,41 +189,45 @@ async def stream_with_retries(
     slept (the last failure is raised instead).
     """
     deadline = Deadline(total, name)
-    number = 1
-    reason: str | None = None
-    delay = 0.0
-    while True:
-        yield AttemptStarted(number, reason, delay)
-        if delay > 0:
-            await sleep(delay)
-        text_sent = False
-        try:
-            async with aclosing(attempt(deadline)) as events:
-                async for event in events:
-                    if isinstance(event, TextDelta):
-                        text_sent = True
-                    yield event
-            return
-        except RetryableError as failure:
-            if text_sent or number >= policy.max_attempts:
-                raise _final(failure.error, number) from failure.error.__cause__
-            delay = backoff_delay(policy, number, failure.retry_after)
-            if delay >= deadline.remaining():
-                _log.info(
-                    "%s: not retrying after attempt %d (%s): a %.3gs backoff would pass "
-                    "the total deadline of %gs",
-                    name,
-                    number,
-                    failure.reason,
-                    delay,
-                    total,
-                )
-                raise _final(failure.error, number) from failure.error.__cause__
-            reason = failure.reason
-            number += 1
-        except ProviderError as error:
-            error.attempts = number
-            raise
+    try:
+        number = 1
+        reason: str | None = None
+        delay = 0.0
+        while True:
+            yield AttemptStarted(number, reason, delay)
+            if delay > 0:
+                await sleep(delay)
+            text_sent = False
+            try:
+                async with aclosing(attempt(deadline)) as events:
+                    async for event in events:
+                        if isinstance(event, TextDelta):
+                            text_sent = True
+                        yield event
+                return
+            except RetryableError as failure:
+                if text_sent or number >= policy.max_attempts:
+                    raise _final(failure.error, number) from failure.error.__cause__
+                delay = backoff_delay(policy, number, failure.retry_after)
+                if delay >= deadline.remaining():
+                    _log.info(
+                        "%s: not retrying after attempt %d (%s): a %.3gs backoff would pass "
+                        "the total deadline of %gs",
+                        name,
+                        number,
+                        failure.reason,
+                        delay,
+                        total,
+                    )
+                    raise _final(failure.error, number) from failure.error.__cause__
+                reason = failure.reason
+                number += 1
+            except ProviderError as error:
+                error.attempts = number
+                raise
+
+    finally:
+        deadline.close()  # the call is over, however it ended
 
 
 def _final(error: ProviderError, attempts: int) -> ProviderError:
