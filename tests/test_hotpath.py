@@ -254,5 +254,116 @@ def test_a_logged_run_has_the_same_json_columns_as_its_result(tmp_path: Path) ->
     assert logged is not None and logged.status == "success"
     assert logged.variables == run.variables and logged.messages == run.messages
     assert logged.settings == run.settings
-    assert s.runlog._running_rows == {}  # the cached running row went with its terminal row
     s.close()
+
+
+def test_a_superseded_running_row_is_never_built(tmp_path: Path) -> None:
+    from promptstate.models.run import RunResult
+
+    s = _session(tmp_path / "lazy.duckdb")
+    built: list[str] = []
+
+    def result(run_id: str, status: str) -> RunResult:
+        return RunResult(
+            run_id=run_id,
+            instance_id="i",
+            prompt_id="p",
+            prompt_version="v",
+            provider="echo",
+            model="echo",
+            status=status,
+        )
+
+    def build(run_id: str) -> RunResult:
+        built.append(run_id)
+        return result(run_id, "running")
+
+    log = s.runlog
+    log.write_running("quick", lambda: build("quick"))
+    log.write_run(result("quick", "success"))  # before the window ends: replaces it
+    log.write_running("slow", lambda: build("slow"))
+    log.flush()  # a flush writes what is still deferred: the slow run's row
+    assert built == ["slow"]
+    rows = log.sql("SELECT run_id, status FROM runs ORDER BY run_id").fetchall()
+    assert rows == [("quick", "success"), ("slow", "running")]
+    s.close()
+
+
+# -- the GC while runs are in flight -----------------------------------------------------------
+
+
+@pytest.fixture()
+def default_gc() -> object:
+    import gc
+
+    saved = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield
+    gc.set_threshold(*saved)
+
+
+def test_the_gc_trigger_is_raised_while_runs_are_open_and_put_back_after(
+    default_gc: None,
+) -> None:
+    import gc
+
+    from promptstate.engine.gcpause import IN_FLIGHT_THRESHOLD, runs_in_flight
+
+    with runs_in_flight():
+        assert gc.get_threshold() == (IN_FLIGHT_THRESHOLD, 10, 10)
+        with runs_in_flight():  # a second run (or session, or thread) nests
+            pass
+        assert gc.get_threshold() == (IN_FLIGHT_THRESHOLD, 10, 10)
+    assert gc.get_threshold() == (700, 10, 10)
+    # a user's own choice is left alone: changed meanwhile, set higher, or turned off
+    with runs_in_flight():
+        gc.set_threshold(1234, 5, 5)
+    assert gc.get_threshold() == (1234, 5, 5)
+    for mine in ((50_000, 10, 10), (0, 10, 10)):
+        gc.set_threshold(*mine)
+        with runs_in_flight():
+            assert gc.get_threshold() == mine
+        assert gc.get_threshold() == mine
+    # and an error inside still puts it back
+    gc.set_threshold(700, 10, 10)
+    with pytest.raises(KeyError), runs_in_flight():
+        raise KeyError("x")
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_a_send_and_a_sweep_raise_the_gc_trigger_only_while_in_flight(
+    tmp_path: Path, default_gc: None
+) -> None:
+    import gc
+
+    from promptstate.engine.gcpause import IN_FLIGHT_THRESHOLD
+
+    server = FakeLLMServer().start()
+    provider = OpenAICompatible(name="fake", base_url=server.openai_base_url, api_key="sk-x")
+    s = ps.Session(db=str(tmp_path / "gc.duckdb"), providers=[provider])
+    s.prompts.register(
+        ps.Prompt(id="p", messages=[ps.user("{{x}}")], model="fake:m+fault:drip=0.1")
+    )
+    inst = s.start("p")
+
+    async def seen_while(job: asyncio.Future[object]) -> set[int]:
+        seen = set()
+        while not job.done():
+            seen.add(gc.get_threshold()[0])
+            await asyncio.sleep(0.01)
+        await job
+        return seen
+
+    async def main() -> None:
+        seen = await seen_while(asyncio.ensure_future(inst.send(variables={"x": "a b c"})))
+        assert IN_FLIGHT_THRESHOLD in seen
+        assert gc.get_threshold() == (700, 10, 10)
+        sweep = asyncio.ensure_future(s.sweep("p", {"x": ["a b", "c d"]}, progress=False))
+        assert IN_FLIGHT_THRESHOLD in await seen_while(sweep)
+        assert gc.get_threshold() == (700, 10, 10)
+
+    try:
+        asyncio.run(main())
+    finally:
+        s.close()
+        server.stop()

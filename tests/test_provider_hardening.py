@@ -396,6 +396,55 @@ def test_sse_decoder_is_independent_of_chunking(cuts: list[int]) -> None:
     assert decoder.bytes_processed <= 8 * len(_SSE_STREAM)
 
 
+def _reference_sse(raw: bytes) -> list[tuple[str, str]]:
+    """The WHATWG rules applied to a whole stream at once, line by line (the oracle)."""
+    text = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    lines = text.split(b"\n")[:-1]  # the last piece has no line end yet: not a line
+    out: list[tuple[str, str]] = []
+    event, data = "", []
+    for line in lines:
+        if not line:
+            if data:
+                out.append((event or "message", "\n".join(data)))
+            event, data = "", []
+            continue
+        if line.startswith(b":"):
+            continue
+        name, sep, value = line.partition(b":")
+        if sep and value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            data.append(value.decode())
+        elif name == b"event":
+            event = value.decode()
+    return out
+
+
+_SSE_TOKENS = [b"data:", b"data: ", b"event: e", b"event:", b": c", b"x", b" ", b"\xc3\xa9"]
+_SSE_ENDS = [b"\n", b"\r", b"\r\n", b"\n\n", b"\r\n\r\n"]
+
+
+@given(
+    st.lists(
+        st.tuples(st.lists(st.sampled_from(_SSE_TOKENS), max_size=4), st.sampled_from(_SSE_ENDS)),
+        max_size=12,
+    ),
+    st.lists(st.integers(min_value=0, max_value=200), max_size=8),
+)
+def test_sse_decoder_matches_the_line_by_line_rules(
+    lines: list[tuple[list[bytes], bytes]], cuts: list[int]
+) -> None:
+    # the whole-event fast path ("data:" events split on blank lines) and the line path
+    # agree with the plain rules, for any mix of fields, line ends and chunk boundaries
+    raw = b"".join(b"".join(tokens) + end for tokens, end in lines)
+    bounds = [0, *sorted(c for c in cuts if c <= len(raw)), len(raw)]
+    decoder = _sse.SSEDecoder()
+    events = []
+    for start, end in itertools.pairwise(bounds):
+        events += decoder.feed(raw[start:end])
+    assert [tuple(e) for e in events] == _reference_sse(raw)
+
+
 # -- bad request input --------------------------------------------------------------------
 
 

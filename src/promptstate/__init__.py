@@ -60,6 +60,7 @@ from promptstate.models.template import escape, render
 from promptstate.models.values import ChatMessage, MergedVariables, VariableValue
 from promptstate.runlog.postgres import push_run_log
 from promptstate.session import Instance, Session
+from promptstate.session import bindings as _bindings
 
 if TYPE_CHECKING:
     from . import providers, widgets
@@ -125,6 +126,22 @@ __all__ = [
 _LAZY = {"widgets", "providers"}
 # ps.link / ps.Link: two-way binding of any ipywidget, from the widgets layer
 _LAZY_NAMES = {"link": "widgets._link", "Link": "widgets._link"}
+
+
+def _link_hook(widget: Any, inst: Instance, name: str, **kwargs: Any) -> Any:
+    # widgets pull in ipywidgets/anywidget: imported the first time a control is bound
+    from promptstate.widgets._link import link
+
+    return link(widget, inst, name, **kwargs)
+
+
+def _view_hook(inst: Instance) -> Any:
+    from promptstate.widgets import PromptRunner
+
+    return PromptRunner(inst)
+
+
+_bindings.install_widget_hooks(_link_hook, _view_hook)
 
 
 def __getattr__(name: str) -> Any:

@@ -26,6 +26,7 @@ from promptstate.core.actions import (
     ExecuteStarted,
 )
 from promptstate.core.state import RunState, prompt_key
+from promptstate.engine.gcpause import runs_in_flight
 from promptstate.engine.ports import Runtime
 from promptstate.engine.send import PreparedSend
 from promptstate.errors import PromptStateError, ProviderError
@@ -131,7 +132,8 @@ async def execute(
             entry = state.prompts.get(prompt_key(action.prompt_id, action.prompt_version))
             if entry is not None:
                 rt.sink.save_prompt(entry.prompt.to_dict(), entry.source)
-            rt.sink.write_run(run_result(state.runs[rid]), deferred=True)
+            run = state.runs[rid]  # this snapshot, built only if the row is written
+            rt.sink.write_running(rid, lambda: run_result(run))
         if action.cache_key is not None:  # a DB lookup: off the loop
             hit[0] = await asyncio.to_thread(rt.cache.lookup, action.cache_key)
         if hit[0] is not None:
@@ -207,40 +209,42 @@ async def execute(
         fields["error_type"] = type(exc).__name__ if isinstance(exc, PromptStateError) else None
         store.dispatch(ExecuteRejected(status=status, error=error, **fields))
 
-    task = asyncio.get_running_loop().create_task(consume())
-    rt.tasks.add(rid, task)
-    if rt.tasks.cancel_requested(rid):  # cancelled before the call went out
-        task.cancel()
-    failure: BaseException | None = None
-    try:
-        await task
-    except asyncio.CancelledError:
-        user_cancel = rt.tasks.cancel_requested(rid)
-        task.cancel()
-        reject("cancelled", None, "cancelled by the user" if user_cancel else "cancelled")
-        result = await _complete(rt, rid, None)
-        rt.tasks.discard(rid)
-        if not user_cancel:
-            raise
-        return result
-    except ProviderError as exc:
-        failure = exc
-        reject("error", exc, describe_error(exc), attempts=max(attempts[0], exc.attempts))
-    except Exception as exc:  # anything unexpected still ends the run, with the reason
-        failure = exc
-        reject("error", exc, describe_error(exc))
-    else:
-        if hit[0] is not None:
-            fields = {**common(), "latency_ms": 0.0, "ttft_ms": 0.0, "cost_usd": 0.0}
-            store.dispatch(ExecuteFulfilled(cache_hit=True, **fields))
+    # the GC's young trigger is raised until the run ends (engine/gcpause.py)
+    with runs_in_flight():
+        task = asyncio.get_running_loop().create_task(consume())
+        rt.tasks.add(rid, task)
+        if rt.tasks.cancel_requested(rid):  # cancelled before the call went out
+            task.cancel()
+        failure: BaseException | None = None
+        try:
+            await task
+        except asyncio.CancelledError:
+            user_cancel = rt.tasks.cancel_requested(rid)
+            task.cancel()
+            reject("cancelled", None, "cancelled by the user" if user_cancel else "cancelled")
+            result = await _complete(rt, rid, None)
+            rt.tasks.discard(rid)
+            if not user_cancel:
+                raise
+            return result
+        except ProviderError as exc:
+            failure = exc
+            reject("error", exc, describe_error(exc), attempts=max(attempts[0], exc.attempts))
+        except Exception as exc:  # anything unexpected still ends the run, with the reason
+            failure = exc
+            reject("error", exc, describe_error(exc))
         else:
-            store.dispatch(ExecuteFulfilled(**common()))
-    finally:
-        rt.tasks.discard(rid)
-    result = await _complete(rt, rid, failure)
-    if result.status == "success" and hit[0] is None and action.cache_key:
-        rt.cache.store(action.cache_key, result)
-    return result
+            if hit[0] is not None:
+                fields = {**common(), "latency_ms": 0.0, "ttft_ms": 0.0, "cost_usd": 0.0}
+                store.dispatch(ExecuteFulfilled(cache_hit=True, **fields))
+            else:
+                store.dispatch(ExecuteFulfilled(**common()))
+        finally:
+            rt.tasks.discard(rid)
+        result = await _complete(rt, rid, failure)
+        if result.status == "success" and hit[0] is None and action.cache_key:
+            rt.cache.store(action.cache_key, result)
+        return result
 
 
 def _flush(rt: Runtime, rid: str, iid: str, pending: list[str], ttft: float | None) -> None:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from promptstate.core.actions import SweepFinished
 from promptstate.core.state import SweepState
+from promptstate.engine.gcpause import runs_in_flight
 from promptstate.engine.ports import Runtime
 
 __all__ = ["Job"]
@@ -56,9 +57,13 @@ class Job:
     async def _run(self) -> None:  # pragma: no cover - every subclass implements it
         raise NotImplementedError
 
+    async def _run_in_flight(self) -> None:
+        with runs_in_flight():
+            await self._run()
+
     def _start(self) -> asyncio.Task[None]:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = asyncio.get_running_loop().create_task(self._run_in_flight())
         return self._task
 
     def __await__(self: J) -> Generator[Any, None, J]:

@@ -42,14 +42,14 @@ __all__ = [
 class RunSink(Protocol):
     """Where runs, prompt versions and scoped variables are written (the run log)."""
 
-    def write_run(
-        self, result: RunResult, *, deferred: bool = False
-    ) -> concurrent.futures.Future[None]:
-        """Queue a run row (upsert by ``run_id``); the future resolves once committed.
+    def write_run(self, result: RunResult) -> concurrent.futures.Future[None]:
+        """Queue a run row (upsert by ``run_id``); the future resolves once committed."""
 
-        ``deferred``: the row may wait briefly and be replaced unwritten by a later row
-        of the same run (a ``running`` row superseded by its terminal row).
-        """
+    def write_running(
+        self, run_id: str, build: Callable[[], RunResult]
+    ) -> concurrent.futures.Future[None]:
+        """Queue a run's ``running`` row, deferred: it may wait briefly and be replaced
+        unwritten by the run's next row; ``build`` is called only if it is written."""
 
     def write_runs(self, results: Sequence[RunResult]) -> concurrent.futures.Future[None]:
         """Queue many runs' rows as one write; the future resolves once all are committed."""

@@ -101,27 +101,38 @@ class OpenAICompatible(HTTPProvider):
         finished = done = False
         async with aclosing(self._sse(reply, deadline)) as batches:
             async for batch in batches:
-                for sse in batch:
-                    # Read on to the end of the body after [DONE]: a fully read response
-                    # returns its connection to the pool, an abandoned one is closed.
-                    if done:
-                        continue
-                    if sse.data == "[DONE]":
-                        done = True
-                        continue
-                    chunk = self._decode_event(sse.data)
-                    if "error" in chunk:
-                        raise self._stream_error(chunk["error"])
-                    for choice in chunk.get("choices") or ():
-                        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                # The text of one network read goes out as one delta: its events arrived
+                # together, and a delta per event cost a hop through every layer above.
+                texts: list[str] = []
+                try:
+                    for sse in batch:
+                        # Read on to the end of the body after [DONE]: a fully read
+                        # response returns its connection to the pool, an abandoned one
+                        # is closed.
+                        if done:
                             continue
-                        delta = choice.get("delta")
-                        content = delta.get("content") if isinstance(delta, dict) else None
-                        if isinstance(content, str) and content:
-                            yield TextDelta(content)
-                        if choice.get("finish_reason"):
-                            finished = True
-                    usage = _usage(chunk.get("usage")) or usage
+                        if sse.data == "[DONE]":
+                            done = True
+                            continue
+                        chunk = self._decode_event(sse.data)
+                        if "error" in chunk:
+                            raise self._stream_error(chunk["error"])
+                        for choice in chunk.get("choices") or ():
+                            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                                continue
+                            delta = choice.get("delta")
+                            content = delta.get("content") if isinstance(delta, dict) else None
+                            if isinstance(content, str) and content:
+                                texts.append(content)
+                            if choice.get("finish_reason"):
+                                finished = True
+                        usage = _usage(chunk.get("usage")) or usage
+                except Exception:
+                    if texts:  # what came before the failure was received: pass it on
+                        yield TextDelta("".join(texts))
+                    raise
+                if texts:
+                    yield TextDelta(texts[0] if len(texts) == 1 else "".join(texts))
         # No [DONE] is fine if the model said it finished (some local servers omit it);
         # otherwise the stream was cut short.
         if not (done or finished):

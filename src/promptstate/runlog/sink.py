@@ -9,7 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from promptstate.models.run import RunResult, to_row, utc
@@ -17,9 +17,6 @@ from promptstate.runlog.evalstore import EVAL_RUN_COLUMNS, SCORE_COLUMNS, column
 from promptstate.runlog.writer import SCOPE_TABLES, Writer
 
 __all__ = ["SinkBase"]
-
-# Deferred rows kept for their JSON text; a bound, as a run may end without a terminal row.
-_MAX_RUNNING_ROWS = 10_000
 
 
 class SinkBase:
@@ -56,34 +53,31 @@ class SinkBase:
     def _init_sink(self) -> None:
         self._saved_prompts: dict[Any, concurrent.futures.Future[None]] = {}
         self._saved_lock = threading.Lock()
-        # run_id -> (result, row) of a deferred ('running') row, so the run's terminal row
-        # reuses its JSON text (variables/messages/settings do not change mid-run)
-        self._running_rows: dict[str, tuple[RunResult, dict[str, Any]]] = {}
-        self._running_lock = threading.Lock()
 
-    def write_run(
-        self, result: RunResult | Mapping[str, Any], *, deferred: bool = False
-    ) -> concurrent.futures.Future[None]:
-        """Upsert a run row; resolves once committed.
-
-        ``deferred=True`` (a ``running`` row): written only if the run is still in
-        flight after ``writer.DEFER_WINDOW``; a later row for the run replaces it.
-        """
-        if isinstance(result, RunResult):
-            with self._running_lock:
-                earlier = self._running_rows.pop(result.run_id, None)
-            row = to_row(result, earlier)
-            if deferred:
-                with self._running_lock:
-                    self._running_rows[result.run_id] = (result, row)
-                    if len(self._running_rows) > _MAX_RUNNING_ROWS:  # runs that never ended
-                        del self._running_rows[next(iter(self._running_rows))]
-        else:
-            row = dict(result)
+    def _stamp(self, row: dict[str, Any]) -> dict[str, Any]:
         row["session_id"] = row.get("session_id") or self.session_id
         row["pid"] = self.pid
         row["hostname"] = self.hostname
-        return self._writer.submit("run", row["run_id"], row, deferred=deferred)
+        return row
+
+    def write_run(self, result: RunResult | Mapping[str, Any]) -> concurrent.futures.Future[None]:
+        """Upsert a run row; resolves once committed."""
+        row = to_row(result) if isinstance(result, RunResult) else dict(result)
+        return self._writer.submit("run", row["run_id"], self._stamp(row))
+
+    def write_running(
+        self, run_id: str, build: Callable[[], RunResult]
+    ) -> concurrent.futures.Future[None]:
+        """A run's ``running`` row, deferred: built and written only if still due.
+
+        It waits up to ``writer.DEFER_WINDOW`` for the run's next row, which replaces it
+        unwritten; only a run still in flight then has ``build`` called (on the writer's
+        thread) and its row committed. So a run that ends quickly never pays for a row
+        nobody reads.
+        """
+        return self._writer.submit(
+            "run", run_id, lambda: self._stamp(to_row(build())), deferred=True
+        )
 
     def write_runs(self, results: Sequence[RunResult]) -> concurrent.futures.Future[None]:
         """Upsert many runs' rows as one write (a sweep's batch); resolves once committed.

@@ -274,6 +274,11 @@ class Writer:
                     runs[row["run_id"]] = row
             elif op.kind in EXTRA_KINDS:
                 extra.setdefault(op.kind, {})[op.key] = op.data
+            elif op.kind == "run" and callable(op.data):  # a deferred row, built now
+                try:
+                    runs[op.key] = op.data()
+                except Exception:  # a bug, never the data: the run's later row still goes
+                    log.exception("promptstate: building the running row of %s", op.key)
             else:
                 {"run": runs, "prompt": prompts, "scoped": scoped}[op.kind][op.key] = op.data
         return runs, prompts, scoped, extra

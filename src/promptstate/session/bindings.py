@@ -30,12 +30,38 @@ __all__ = [
     "EditProvider",
     "bound_send_args",
     "detach_instance",
+    "install_widget_hooks",
+    "linker",
     "pending_edits",
     "provider_count",
     "register",
+    "viewer",
 ]
 
 log = logging.getLogger("promptstate")
+
+# The widgets layer sits above this one, so the session never imports it: the package
+# installs these two hooks (promptstate/__init__.py), which load widgets on first use.
+_hooks: dict[str, Callable[..., Any]] = {}
+
+
+def install_widget_hooks(link: Callable[..., Any], view: Callable[[Any], Any]) -> None:
+    """Set how ``Instance.bind`` links a control and how a notebook shows an instance."""
+    _hooks["link"] = link
+    _hooks["view"] = view
+
+
+def linker() -> Callable[..., Any]:
+    """``link(widget, instance, name, **kwargs)``, from the widgets layer."""
+    try:
+        return _hooks["link"]
+    except KeyError:  # pragma: no cover - importing promptstate installs it
+        raise RuntimeError("no widgets layer installed: import promptstate") from None
+
+
+def viewer() -> Callable[[Any], Any] | None:
+    """``view(instance)`` -> its widget, or None when no widgets layer is installed."""
+    return _hooks.get("view")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from promptstate.errors import UnknownProviderError, UnusedVariableWarning
 from promptstate.models.prompt import Prompt
 from promptstate.models.run import RunResult, model_label
 from promptstate.models.values import ChatMessage, MergedVariables
-from promptstate.session.bindings import bound_send_args, detach_instance
+from promptstate.session.bindings import bound_send_args, detach_instance, linker, viewer
 
 if TYPE_CHECKING:
     from promptstate.session.session import Session
@@ -259,10 +259,8 @@ class Instance:
         ``ps.link`` (``trait="value"``, ``on_error=...``). Returns ``widget``, to place in
         a layout; the link ends when the instance or the widget closes.
         """
-        # upward, lazily: the widgets layer is imported only when a control is bound
-        from promptstate.widgets._link import link
-
-        link(widget, self, name, **kwargs)
+        # the widgets layer, above this one, through the hook the package installed
+        linker()(widget, self, name, **kwargs)
         return widget
 
     def cancel(self) -> bool:
@@ -317,10 +315,13 @@ class Instance:
         )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        # the one upward reference: a notebook shows an instance as its widget
+        # a notebook shows an instance as its widget (through the package's hook)
+        view = viewer()
         try:
-            from promptstate.widgets import PromptRunner
+            if view is None:
+                raise RuntimeError("no widgets layer installed")
+            widget = view(self)
         except Exception:
             log.debug("promptstate: widgets unavailable; plain repr", exc_info=True)
             return {"text/plain": repr(self)}
-        return PromptRunner(self)._repr_mimebundle_(**kwargs)
+        return widget._repr_mimebundle_(**kwargs)
