@@ -17,7 +17,7 @@ from promptstate.models.provider import (
 )
 from promptstate.providers._http import HTTPProvider
 from promptstate.providers._retry import Deadline, RetryableError
-from promptstate.providers._sse import DEFAULT_MAX_EVENT_BYTES
+from promptstate.providers._sse import DEFAULT_MAX_EVENT_BYTES, ServerSentEvent
 
 if TYPE_CHECKING:
     from promptstate.providers._reply import Reply
@@ -153,50 +153,49 @@ class Anthropic(HTTPProvider):
         output_tokens: int | None = None
         saw_usage = False
         stopped = False
+
+        def handle(sse: ServerSentEvent, texts: list[str]) -> None:
+            nonlocal input_tokens, output_tokens, saw_usage, stopped
+            # Read on to the end of the body after message_stop so the connection goes
+            # back to the pool instead of being closed.
+            if stopped:
+                return
+            data = self._decode_event(sse.data)
+            kind = data.get("type", sse.event)
+            if kind == "content_block_delta":
+                delta = data.get("delta")
+                if isinstance(delta, dict) and delta.get("type") == "text_delta":
+                    text = delta.get("text")
+                    if isinstance(text, str) and text:
+                        texts.append(text)
+            elif kind == "message_start":
+                message = data.get("message")
+                usage = message.get("usage") if isinstance(message, dict) else None
+                if isinstance(usage, dict):
+                    saw_usage = True
+                    input_tokens = _input_tokens(usage)
+                    output_tokens = _int(usage.get("output_tokens"))
+            elif kind == "message_delta":
+                usage = data.get("usage")
+                if isinstance(usage, dict):
+                    saw_usage = True
+                    # Cumulative counts: the last message_delta wins.
+                    output_tokens = _int(usage.get("output_tokens"), output_tokens)
+                    if usage.get("input_tokens") is not None:
+                        input_tokens = _input_tokens(usage)
+            elif kind == "message_stop":
+                stopped = True
+            elif kind == "error":
+                raise self._stream_error(data.get("error"))
+            # ping, content_block_start/stop and future event types need nothing.
+
         async with aclosing(self._sse(reply, deadline)) as batches:
             async for batch in batches:
-                # One delta per network read (see the OpenAI provider).
-                texts: list[str] = []
-                try:
-                    for sse in batch:
-                        # Read on to the end of the body after message_stop so the
-                        # connection goes back to the pool instead of being closed.
-                        if stopped:
-                            continue
-                        data = self._decode_event(sse.data)
-                        kind = data.get("type", sse.event)
-                        if kind == "content_block_delta":
-                            delta = data.get("delta")
-                            if isinstance(delta, dict) and delta.get("type") == "text_delta":
-                                text = delta.get("text")
-                                if isinstance(text, str) and text:
-                                    texts.append(text)
-                        elif kind == "message_start":
-                            message = data.get("message")
-                            usage = message.get("usage") if isinstance(message, dict) else None
-                            if isinstance(usage, dict):
-                                saw_usage = True
-                                input_tokens = _input_tokens(usage)
-                                output_tokens = _int(usage.get("output_tokens"))
-                        elif kind == "message_delta":
-                            usage = data.get("usage")
-                            if isinstance(usage, dict):
-                                saw_usage = True
-                                # Cumulative counts: the last message_delta wins.
-                                output_tokens = _int(usage.get("output_tokens"), output_tokens)
-                                if usage.get("input_tokens") is not None:
-                                    input_tokens = _input_tokens(usage)
-                        elif kind == "message_stop":
-                            stopped = True
-                        elif kind == "error":
-                            raise self._stream_error(data.get("error"))
-                        # ping, content_block_start/stop and future event types: nothing.
-                except Exception:
-                    if texts:  # what came before the failure was received: pass it on
-                        yield TextDelta("".join(texts))
-                    raise
-                if texts:
-                    yield TextDelta(texts[0] if len(texts) == 1 else "".join(texts))
+                text, failure = self._read_batch(batch, handle)
+                if text:
+                    yield TextDelta(text)
+                if failure is not None:
+                    raise failure
         if not stopped:
             raise self._ended_early("message_stop")
         if saw_usage:

@@ -13,7 +13,7 @@ import abc
 import asyncio
 import json
 import os
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -330,6 +330,25 @@ class HTTPProvider(Provider):
             failure = transport_error(self.name, self.timeouts, exc, reply.url, in_body=True)
         if failure is not None:
             raise failure
+
+    @staticmethod
+    def _read_batch(
+        batch: list[ServerSentEvent], handle: Callable[[ServerSentEvent, list[str]], None]
+    ) -> tuple[str, Exception | None]:
+        """The text of one network read's events, and the failure that cut it short.
+
+        ``handle(event, texts)`` reads one event and appends its text, if any. The text of
+        one read goes out as one delta: its events arrived together, and a delta per
+        event cost a hop through every layer above. Text before a failure was received,
+        so it is returned with it (and the failure raised after it is passed on).
+        """
+        texts: list[str] = []
+        try:
+            for sse in batch:
+                handle(sse, texts)
+        except Exception as exc:
+            return "".join(texts), exc
+        return (texts[0] if len(texts) == 1 else "".join(texts)), None
 
     def _decode_event(self, data: str) -> dict[str, Any]:
         try:

@@ -10,6 +10,7 @@ from promptstate.errors import ProviderStreamError
 from promptstate.models.provider import ChatRequest, StreamEvent, TextDelta, UsageInfo
 from promptstate.providers._http import HTTPProvider
 from promptstate.providers._retry import Deadline, RetryableError
+from promptstate.providers._sse import ServerSentEvent
 
 if TYPE_CHECKING:
     from promptstate.providers._reply import Reply
@@ -99,40 +100,37 @@ class OpenAICompatible(HTTPProvider):
     ) -> AsyncGenerator[StreamEvent, None]:
         usage: UsageInfo | None = None
         finished = done = False
+
+        def handle(sse: ServerSentEvent, texts: list[str]) -> None:
+            nonlocal usage, finished, done
+            # Read on to the end of the body after [DONE]: a fully read response returns
+            # its connection to the pool, an abandoned one is closed.
+            if done:
+                return
+            if sse.data == "[DONE]":
+                done = True
+                return
+            chunk = self._decode_event(sse.data)
+            if "error" in chunk:
+                raise self._stream_error(chunk["error"])
+            for choice in chunk.get("choices") or ():
+                if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                    continue
+                delta = choice.get("delta")
+                content = delta.get("content") if isinstance(delta, dict) else None
+                if isinstance(content, str) and content:
+                    texts.append(content)
+                if choice.get("finish_reason"):
+                    finished = True
+            usage = _usage(chunk.get("usage")) or usage
+
         async with aclosing(self._sse(reply, deadline)) as batches:
             async for batch in batches:
-                # The text of one network read goes out as one delta: its events arrived
-                # together, and a delta per event cost a hop through every layer above.
-                texts: list[str] = []
-                try:
-                    for sse in batch:
-                        # Read on to the end of the body after [DONE]: a fully read
-                        # response returns its connection to the pool, an abandoned one
-                        # is closed.
-                        if done:
-                            continue
-                        if sse.data == "[DONE]":
-                            done = True
-                            continue
-                        chunk = self._decode_event(sse.data)
-                        if "error" in chunk:
-                            raise self._stream_error(chunk["error"])
-                        for choice in chunk.get("choices") or ():
-                            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                                continue
-                            delta = choice.get("delta")
-                            content = delta.get("content") if isinstance(delta, dict) else None
-                            if isinstance(content, str) and content:
-                                texts.append(content)
-                            if choice.get("finish_reason"):
-                                finished = True
-                        usage = _usage(chunk.get("usage")) or usage
-                except Exception:
-                    if texts:  # what came before the failure was received: pass it on
-                        yield TextDelta("".join(texts))
-                    raise
-                if texts:
-                    yield TextDelta(texts[0] if len(texts) == 1 else "".join(texts))
+                text, failure = self._read_batch(batch, handle)
+                if text:
+                    yield TextDelta(text)
+                if failure is not None:
+                    raise failure
         # No [DONE] is fine if the model said it finished (some local servers omit it);
         # otherwise the stream was cut short.
         if not (done or finished):
