@@ -152,9 +152,10 @@ async def execute(
             store.dispatch(ExecuteStarted(request_id=rid, instance_id=iid, at=rt.clock()))
             pending: list[str] = []
             # Nobody subscribed: no view to stream into, so the text reaches the store
-            # every CHUNK_INTERVAL only (the terminal action carries it exactly).
+            # every CHUNK_INTERVAL only, counted from the first text (the terminal action
+            # carries it exactly): a reply that arrives in one read costs no chunk action.
             quiet = store.listener_count == 0
-            last_flush = t_start[0] if quiet else 0.0
+            last_flush = 0.0
             stream = provider.stream(request)
             async with contextlib.aclosing(stream):  # type: ignore[type-var]
                 async for ev in stream:
@@ -164,6 +165,8 @@ async def execute(
                         now = time.perf_counter()
                         if ttft[0] is None:
                             ttft[0] = (now - t_start[0]) * 1000
+                            if quiet:
+                                last_flush = now
                         pieces.append(ev.text)
                         pending.append(ev.text)
                         if now - last_flush >= CHUNK_INTERVAL:

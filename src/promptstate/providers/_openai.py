@@ -101,6 +101,8 @@ class OpenAICompatible(HTTPProvider):
         usage: UsageInfo | None = None
         finished = done = False
 
+        decode = self._decode_event
+
         def handle(sse: ServerSentEvent, texts: list[str]) -> None:
             nonlocal usage, finished, done
             # Read on to the end of the body after [DONE]: a fully read response returns
@@ -110,7 +112,7 @@ class OpenAICompatible(HTTPProvider):
             if sse.data == "[DONE]":
                 done = True
                 return
-            chunk = self._decode_event(sse.data)
+            chunk = decode(sse.data)
             if "error" in chunk:
                 raise self._stream_error(chunk["error"])
             for choice in chunk.get("choices") or ():
@@ -122,7 +124,9 @@ class OpenAICompatible(HTTPProvider):
                     texts.append(content)
                 if choice.get("finish_reason"):
                     finished = True
-            usage = _usage(chunk.get("usage")) or usage
+            raw_usage = chunk.get("usage")
+            if raw_usage is not None:  # most chunks carry none: skip the call
+                usage = _usage(raw_usage) or usage
 
         async with aclosing(self._sse(reply, deadline)) as batches:
             async for batch in batches:

@@ -181,21 +181,21 @@ class SSEDecoder:
         self.bytes_processed += len(chunk)  # the split
         rest = blocks.pop()
         out: list[ServerSentEvent] = []
+        append = out.append
+        clean = not self._data and not self._event  # no event carried over from before
+        taken = 0  # bytes of the events taken whole (scanned for b"\n", then decoded)
         for block in blocks:
-            if (
-                block.startswith(b"data:")
-                and not self._data
-                and not self._event
-                and b"\n" not in block
-            ):
+            if clean and block.startswith(b"data:") and b"\n" not in block:
                 value = block[6:] if block[5:6] == b" " else block[5:]
-                self.bytes_processed += 2 * len(block)  # the scan for b"\n", the decode
-                if len(value) + 1 > cap:
+                if len(value) >= cap:
                     raise _too_large(cap)
-                out.append(_event(ServerSentEvent, ("message", value.decode("utf-8", "replace"))))
+                taken += len(block)
+                append(_event(ServerSentEvent, ("message", value.decode("utf-8", "replace"))))
                 continue
             self._lines(block.split(b"\n"), out)
             self._dispatch(out)  # the blank line
+            clean = True  # a dispatch leaves nothing pending
+        self.bytes_processed += 2 * taken
         if rest:
             lines = rest.split(b"\n")
             self.bytes_processed += len(rest)

@@ -14,7 +14,7 @@ from promptstate.core.actions import (
     ExecuteRejected,
     ExecuteStarted,
 )
-from promptstate.core.reducers._registry import on, replace, update_instance
+from promptstate.core.reducers._registry import on, replace
 from promptstate.core.reducers.instances import apply_values
 from promptstate.core.state import RunState, State
 from promptstate.models.run import TERMINAL_RUN_STATUSES
@@ -50,10 +50,13 @@ def _pending(state: State, a: ExecutePending) -> State:
         session_id=a.session_id,
         tracked=a.tracked,
     )
-    state = replace(state, runs=state.runs.set(a.request_id, run))
-    return update_instance(
-        state, a.instance_id, status="queued", current_request_id=a.request_id, error=None
-    )
+    runs = state.runs.set(a.request_id, run)
+    inst = state.instances.get(a.instance_id)
+    if inst is None:
+        return replace(state, runs=runs)
+    queued = replace(inst, status="queued", current_request_id=a.request_id, error=None)
+    # one new State per action: the run and its instance change together
+    return replace(state, runs=runs, instances=state.instances.set(a.instance_id, queued))
 
 
 def _update_run(state: State, run_id: str, **changes: Any) -> tuple[State, RunState | None]:
@@ -66,13 +69,15 @@ def _update_run(state: State, run_id: str, **changes: Any) -> tuple[State, RunSt
 
 @on(ExecuteStarted)
 def _started(state: State, a: ExecuteStarted) -> State:
-    state, run = _update_run(state, a.request_id, status="running", running_at=a.at)
-    if run is None:
-        return state
+    run = state.runs.get(a.request_id)
+    if run is None or run.status in TERMINAL_RUN_STATUSES:
+        return state  # a late event for a run that already ended is ignored
+    runs = state.runs.set(run.run_id, replace(run, status="running", running_at=a.at))
     inst = state.instances.get(run.instance_id)
     if inst is None or inst.current_request_id != run.run_id:
-        return state
-    return update_instance(state, inst.id, status="running")
+        return replace(state, runs=runs)
+    running = replace(inst, status="running")
+    return replace(state, runs=runs, instances=state.instances.set(inst.id, running))
 
 
 @on(AttemptStarted)
@@ -96,9 +101,8 @@ def _finish(state: State, a: ExecuteFulfilled | ExecuteRejected, status: str) ->
     if run is None or run.status in TERMINAL_RUN_STATUSES:
         return state
     error = a.error if isinstance(a, ExecuteRejected) else None
-    state, new = _update_run(
-        state,
-        a.request_id,
+    new = replace(
+        run,
         status=status,
         response=a.response or run.response,
         error=error,
@@ -112,12 +116,12 @@ def _finish(state: State, a: ExecuteFulfilled | ExecuteRejected, status: str) ->
         cost_usd=a.cost_usd,
         cache_hit=a.cache_hit if isinstance(a, ExecuteFulfilled) else False,
     )
-    assert new is not None
+    runs = state.runs.set(new.run_id, new)
     inst = state.instances.get(new.instance_id)
     if inst is None or inst.current_request_id != new.run_id:
-        return state  # the instance moved on (or closed): its view is not touched
+        # the instance moved on (or closed): its view is not touched
+        return replace(state, runs=runs)
     # Keep the store bounded: an instance keeps only its latest finished run here.
-    runs = state.runs
     if inst.last_run_id and inst.last_run_id != new.run_id and inst.last_run_id in runs:
         old = runs[inst.last_run_id]
         if old.status in TERMINAL_RUN_STATUSES:
@@ -126,16 +130,16 @@ def _finish(state: State, a: ExecuteFulfilled | ExecuteRejected, status: str) ->
     if status == "success":
         # the conversation is what was sent plus what came back, never re-rendered
         history = (*new.messages, ChatMessage("assistant", new.response, new.run_id))
-    state = replace(state, runs=runs)
-    return update_instance(
-        state,
-        inst.id,
+    ended = replace(
+        inst,
         status=status,
         current_request_id=None,
         last_run_id=new.run_id,
         history=history,
         error=new.error if status == "error" else None,
     )
+    # one new State per action: the run and its instance change together
+    return replace(state, runs=runs, instances=state.instances.set(inst.id, ended))
 
 
 @on(ExecuteFulfilled)
