@@ -529,6 +529,12 @@ async def test_a_redirect_is_an_error_and_is_not_followed(
     assert len(server.requests) == 1  # not retried either
 
 
+def _clear_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy settings from the machine's environment but the ones a test sets."""
+    for var in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+
+
 async def test_the_environment_proxy_is_used(
     server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -544,8 +550,7 @@ async def test_the_environment_proxy_is_used(
 
     listener = await asyncio.start_server(proxy, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
-    for var in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
+    _clear_proxy_env(monkeypatch)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
     try:
         # the proxy is resolved when the provider's client is made, once
@@ -606,8 +611,7 @@ async def test_a_proxy_password_from_the_environment_is_never_shown(
 
     listener = await asyncio.start_server(proxy, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
-    for var in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
+    _clear_proxy_env(monkeypatch)
     monkeypatch.setenv("HTTP_PROXY", form.format(auth=f"{user}:{password}", port=port))
     if transport == "httpx":
         monkeypatch.setenv("PROMPTSTATE_HTTP_TRANSPORT", "httpx")

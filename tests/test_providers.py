@@ -110,6 +110,17 @@ def attempts_of(events: list[StreamEvent]) -> list[AttemptStarted]:
 # -- happy paths -------------------------------------------------------------------------
 
 
+async def _read_request(reader: asyncio.StreamReader) -> None:
+    """Read one request (head and ``content-length`` body) off a raw test server's socket."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+
+
 def _sse_frames(api: str, texts: list[str]) -> bytes:
     out = []
     for text in texts:
@@ -137,13 +148,7 @@ async def test_text_streams_as_it_arrives_one_delta_per_read(api: str) -> None:
     gate = asyncio.Event()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        await reader.readexactly(length)
+        await _read_request(reader)
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
             b"connection: close\r\n\r\n" + _sse_frames(api, ["Hello, ", "brave "])
@@ -190,13 +195,7 @@ async def test_text_before_an_error_in_the_same_read_is_passed_on_and_not_retrie
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal requests
         requests += 1
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        await reader.readexactly(length)
+        await _read_request(reader)
         writer.write(  # one write: the text and the (transient) error share a read
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
             b"connection: close\r\n\r\n" + _sse_frames(api, ["Hello, ", "brave "]) + error
