@@ -39,6 +39,7 @@ from promptstate.providers import (
     Timeouts,
     UsageInfo,
 )
+from promptstate.providers._reply import Reply
 from promptstate.providers._retry import backoff_delay, parse_retry_after
 from promptstate.providers._sse import ServerSentEvent, aiter_sse
 
@@ -700,3 +701,37 @@ async def test_sse_parser() -> None:
     ]
     events = [e async for e in aiter_sse(lines(*raw))]
     assert events == [ServerSentEvent("a", "one\ntwo"), ServerSentEvent("message", "x")]
+
+
+class _Reads(Reply):
+    """A reply whose body arrives in the given reads, one per ``read()``."""
+
+    def __init__(self, reads: list[bytes]) -> None:
+        self.status, self.reason, self.headers, self.url = 200, "OK", {}, "http://127.0.0.1/"
+        self._reads = list(reads)
+
+    @property
+    def charset(self) -> str | None:
+        return "utf-8"
+
+    async def read(self) -> bytes:
+        return self._reads.pop(0) if self._reads else b""
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_the_events_of_one_read_become_exactly_one_delta(api: str) -> None:
+    from promptstate.providers._retry import Deadline
+
+    reads = [_sse_frames(api, ["a", "b", "c"]), _sse_frames(api, ["d"]) + _sse_end(api)]
+    if api == "openai":
+        provider: Any = OpenAICompatible(base_url="http://127.0.0.1:9/v1")
+    else:
+        provider = Anthropic(base_url="http://127.0.0.1:9", api_key="k")
+    try:
+        events = [e async for e in provider._parse_stream(_Reads(reads), Deadline(30, "p"))]
+    finally:
+        await provider.aclose()
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["abc", "d"]
