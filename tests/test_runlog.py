@@ -383,3 +383,62 @@ def test_a_batch_reads_back_the_same_as_rows_inserted_one_by_one(tmp_path: Path)
     assert {r[6] for r in stored(logs["batch"])} == {"success"}
     for log in logs.values():
         log.close()
+
+
+def test_a_lone_statement_that_fails_is_retried_and_lands_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch of one statement runs without BEGIN/COMMIT (runlog/writer.py). A failure of
+    # that statement must leave no transaction behind: the retry lands the row once, and
+    # the next batches still commit.
+    import contextlib
+    from collections.abc import Iterator
+    from typing import Any
+
+    import duckdb
+
+    from promptstate.runlog.log import RunLog
+
+    log = RunLog(str(tmp_path / "lone.duckdb"), "s")
+    conn = log._writer._conn
+    real_cursor = conn.cursor
+    seen: list[str] = []
+    failures = {"INSERT INTO runs": 1, "UPDATE runs": 1}
+
+    class Flaky:
+        def __init__(self, cur: Any) -> None:
+            self._cur = cur
+
+        def execute(self, sql: str, params: Any = None) -> Any:
+            seen.append(sql.split(" (")[0])
+            for head, left in failures.items():
+                if left and sql.startswith(head):
+                    failures[head] = left - 1
+                    raise duckdb.IOException("injected write failure")
+            return self._cur.execute(sql) if params is None else self._cur.execute(sql, params)
+
+    @contextlib.contextmanager
+    def flaky_cursor() -> Iterator[Any]:
+        with real_cursor() as cur:
+            yield Flaky(cur)
+
+    monkeypatch.setattr(conn, "cursor", flaky_cursor)
+    template = {c: None for c in RUN_COLUMNS} | {"prompt_id": "p"}
+    log.write_run({**template, "run_id": "a", "status": "running"}).result(timeout=60)
+    log.write_run({**template, "run_id": "a", "status": "success"}).result(timeout=60)
+    rows = [{**template, "run_id": f"b{i}", "status": "success"} for i in range(3)]
+    log._writer.submit("runs", "b0", rows).result(timeout=60)
+    log.write_run({**template, "run_id": "c", "status": "error"}).result(timeout=60)
+    assert failures == {"INSERT INTO runs": 0, "UPDATE runs": 0}
+    assert seen[0] == "INSERT INTO runs"  # the lone row went in as its own transaction
+    assert seen.count("BEGIN") == seen.count("COMMIT") == 0
+    monkeypatch.undo()
+    got = log.sql("SELECT run_id, status FROM runs ORDER BY run_id").fetchall()
+    assert got == [
+        ("a", "success"),
+        ("b0", "success"),
+        ("b1", "success"),
+        ("b2", "success"),
+        ("c", "error"),
+    ]
+    log.close()
