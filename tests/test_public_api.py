@@ -31,10 +31,31 @@ def test_public_all_is_sorted_complete_and_exact() -> None:
         and not inspect.ismodule(v)
         and n not in {"annotations", "TYPE_CHECKING", "Any"}
     }
-    lazy = {"widgets", "providers", "scorers", "link", "Link"} & set(ps.__all__)
+    # imported on first use: the widgets, providers, the evaluation API, the Postgres push
+    lazy = (ps._LAZY | set(ps._LAZY_NAMES)) & set(ps.__all__)
+    assert {"widgets", "providers", "scorers", "Dataset", "push_run_log"} <= lazy
     assert eager | lazy | {"__version__"} == set(ps.__all__)
-    for name in lazy:
+    for name in sorted(lazy):
         assert getattr(ps, name) is not None
+    namespace: dict[str, object] = {}
+    exec("from promptstate import *", namespace)
+    assert set(ps.__all__) <= set(namespace)
+
+
+def test_import_leaves_evals_postgres_and_widgets_for_first_use() -> None:
+    # a fresh interpreter: what `import promptstate` loads, and that first use works
+    code = (
+        "import sys, promptstate as ps\n"
+        "heavy = [m for m in sys.modules if m.startswith(('promptstate.evals', "
+        "'promptstate.runlog.postgres.log', 'promptstate.widgets', 'psycopg', 'anywidget'))]\n"
+        "assert heavy == [], heavy\n"
+        "ds = ps.Dataset([{'q': 'x', 'expected': 'x'}], name='d')\n"
+        "assert ps.scorers.contains is not None and callable(ps.compare)\n"
+        "from promptstate import Eval, push_run_log\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
 def _defined_here(mod: object) -> set[str]:

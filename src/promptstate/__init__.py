@@ -9,7 +9,8 @@ Quick use::
     run = await inst.send()
     session.runs.sql("SELECT prompt_id, status FROM runs").df()
 
-``ps.widgets``, ``ps.providers`` and ``ps.link`` are imported on first use.
+``ps.widgets``, ``ps.providers``, ``ps.link``, the evaluation API (``ps.Dataset``,
+``ps.Eval``, ``ps.scorers``...) and ``ps.push_run_log`` are imported on first use.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from promptstate.core.actions import Action
 from promptstate.errors import (
+    DatasetError,
+    EvalFileError,
     InstanceBusyError,
     InvalidPromptError,
     MissingVariablesError,
@@ -34,8 +37,10 @@ from promptstate.errors import (
     RunFailedError,
     RunLogError,
     RunLogLockedError,
+    ScorerError,
     StateImportError,
     TemplateError,
+    UnknownEvalError,
     UnknownInstanceError,
     UnknownPromptError,
     UnknownProviderError,
@@ -43,27 +48,18 @@ from promptstate.errors import (
     UnusedVariableWarning,
     VariableError,
 )
-from promptstate.evals import (
-    Dataset,
-    DatasetError,
-    Eval,
-    EvalFileError,
-    Score,
-    ScorerError,
-    UnknownEvalError,
-    compare,
-    scorers,
-)
 from promptstate.models.prompt import Message, Prompt, assistant, system, user
 from promptstate.models.run import RunResult
 from promptstate.models.template import escape, render
 from promptstate.models.values import ChatMessage, MergedVariables, VariableValue
-from promptstate.runlog.postgres import push_run_log
 from promptstate.session import Instance, Session
 from promptstate.session import bindings as _bindings
 
 if TYPE_CHECKING:
     from . import providers, widgets
+    from .evals import Dataset, Eval, Score, scorers
+    from .evals.compare import compare
+    from .runlog.postgres import push_run_log
     from .widgets._link import Link, link
 
 from promptstate._version import __version__
@@ -124,8 +120,14 @@ __all__ = [
 ]
 
 _LAZY = {"widgets", "providers"}
-# ps.link / ps.Link: two-way binding of any ipywidget, from the widgets layer
-_LAZY_NAMES = {"link": "widgets._link", "Link": "widgets._link"}
+# ps.link / ps.Link: two-way binding of any ipywidget, from the widgets layer; the
+# evaluation API and the Postgres push (~120 ms of this import here) on first use too
+_LAZY_NAMES = {
+    "link": "widgets._link",
+    "Link": "widgets._link",
+    **dict.fromkeys(("Dataset", "Eval", "Score", "compare", "scorers"), "evals"),
+    "push_run_log": "runlog.postgres",
+}
 
 
 def _link_hook(widget: Any, inst: Instance, name: str, **kwargs: Any) -> Any:
@@ -149,5 +151,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
     if name in _LAZY_NAMES:
-        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
+        value = getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     raise AttributeError(f"module 'promptstate' has no attribute {name!r}")

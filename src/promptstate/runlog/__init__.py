@@ -10,14 +10,26 @@
 from __future__ import annotations
 
 import os
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from promptstate.runlog.log import RunLog
-from promptstate.runlog.postgres import PostgresRunLog, is_postgres_url
+from promptstate.runlog.postgres.connection import is_postgres_url
+
+if TYPE_CHECKING:
+    from promptstate.runlog.postgres import PostgresRunLog
 
 __all__ = ["AnyRunLog", "PostgresRunLog", "RunLog", "is_postgres_url", "open_run_log"]
 
-AnyRunLog: TypeAlias = RunLog | PostgresRunLog
+# a type for annotations only: the Postgres log is imported when a URL is opened
+AnyRunLog: TypeAlias = "RunLog | PostgresRunLog"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PostgresRunLog":
+        from promptstate.runlog.postgres import PostgresRunLog
+
+        return PostgresRunLog
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_run_log(
@@ -35,6 +47,8 @@ def open_run_log(
     ``hostname``) to Postgres.
     """
     if is_postgres_url(target):
+        from promptstate.runlog.postgres import PostgresRunLog
+
         return PostgresRunLog(str(target), session_id, **postgres_options)
     if postgres_options:
         raise TypeError(f"options for a Postgres run log only: {', '.join(postgres_options)}")

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from promptstate.evals.dataset import Dataset
-from promptstate.evals.evaluate import Eval, LoadedEval
-from promptstate.evals.rescore import handle_label_message, label, pairwise, rescore
-from promptstate.evals.results import EvalView
-
 if TYPE_CHECKING:
     from promptstate.engine.ports import Runtime
+    from promptstate.evals.dataset import Dataset
+    from promptstate.evals.evaluate import Eval, LoadedEval
+    from promptstate.evals.results import EvalView
     from promptstate.runlog import AnyRunLog
 
 __all__ = ["EvalsMixin"]
@@ -61,6 +59,8 @@ class EvalsMixin:
             Starts at once inside a running loop; ``await`` it. ``summary()``,
             ``rows()``, ``row(row_id)``, ``df()``, ``cancel()``.
         """
+        from promptstate.evals.evaluate import Eval
+
         return Eval(
             self.runtime,
             self.runlog,
@@ -81,6 +81,10 @@ class EvalsMixin:
         ``runs`` is an eval (its views then show the newest scores) or a SQL query
         returning ``run_id``. Returns the eval (None for a query).
         """
+        from promptstate.evals.evaluate import LoadedEval
+        from promptstate.evals.rescore import rescore
+        from promptstate.evals.results import EvalView
+
         eval_id = await rescore(self.runtime, self.runlog, runs, scorers)
         if isinstance(runs, EvalView):
             return runs
@@ -88,6 +92,8 @@ class EvalsMixin:
 
     def load_eval(self, eval_id: str) -> LoadedEval:
         """An eval from the run log by id (raises ``UnknownEvalError``)."""
+        from promptstate.evals.evaluate import LoadedEval
+
         return LoadedEval(self.runlog, eval_id)
 
     def label(
@@ -104,6 +110,8 @@ class EvalsMixin:
 
         Stored in ``scores`` with ``source = 'human'``; returns the row written.
         """
+        from promptstate.evals.rescore import label
+
         return label(
             self.runtime,
             self.runlog,
@@ -117,8 +125,12 @@ class EvalsMixin:
 
     def label_message(self, msg: Mapping[str, Any]) -> dict[str, Any]:
         """Apply a widget's label message; returns ``{"ok": ..., ...}`` and never raises."""
+        from promptstate.evals.rescore import handle_label_message
+
         return handle_label_message(self.runtime, self.runlog, msg)
 
     async def judge_pairwise(self, a: EvalView, b: EvalView, judge: Any) -> Any:
         """Ask a ``ps.scorers.judge_pairwise`` judge whether B beats A, row by row."""
+        from promptstate.evals.rescore import pairwise
+
         return await pairwise(self.runtime, self.runlog, a, b, judge)

@@ -9,8 +9,27 @@ Postgres commit), ``heartbeat`` (liveness of sessions on any machine), ``queries
 the package imports without the ``promptstate[postgres]`` extra.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from promptstate.runlog.postgres.connection import display_url, is_postgres_url
-from promptstate.runlog.postgres.log import PostgresRunLog
-from promptstate.runlog.postgres.push import push_run_log
+
+if TYPE_CHECKING:
+    from promptstate.runlog.postgres.log import PostgresRunLog
+    from promptstate.runlog.postgres.push import push_run_log
 
 __all__ = ["PostgresRunLog", "display_url", "is_postgres_url", "push_run_log"]
+
+# the log and push modules are imported on first use: a DuckDB-only session (and every
+# CLI start) does not pay for them (~40 ms of `import promptstate` here)
+_LAZY = {"PostgresRunLog": "log", "push_run_log": "push"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
