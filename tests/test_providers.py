@@ -6,11 +6,15 @@ import asyncio
 import gc
 import json
 import logging
+import shutil
 import socket
+import ssl
+import subprocess
 import time
 import traceback
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -735,3 +739,68 @@ async def test_the_events_of_one_read_become_exactly_one_delta(api: str) -> None
     finally:
         await provider.aclose()
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["abc", "d"]
+
+
+def _self_signed_cert(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no CA bundle trusts, and its key."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"]
+    args += ["-keyout", str(key), "-out", str(cert), "-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(
+        [openssl, *args],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_an_https_provider_verifies_the_server_against_certifi(
+    trusted: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A TLS server on 127.0.0.1 with a self-signed certificate: refused before any
+    # request goes out, unless the bundle the client loads (certifi's) holds it.
+    import certifi
+
+    from promptstate.providers._transport import tls_context
+
+    cert, key = _self_signed_cert(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    requests = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        requests += 1
+        await _read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"connection: close\r\n\r\n" + _sse_frames("openai", ["Hello"]) + _sse_end("openai")
+        )
+        await writer.drain()
+        writer.close()
+
+    if trusted:
+        monkeypatch.setattr(certifi, "where", lambda: str(cert))
+    tls_context.cache_clear()  # the context is loaded once per process: load it again
+    listener = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
+    port = listener.sockets[0].getsockname()[1]
+    provider = OpenAICompatible(base_url=f"https://127.0.0.1:{port}/v1", api_key="k", retry=FAST)
+    try:
+        if trusted:
+            assert text_of(await collect(provider, req("x"))) == "Hello"
+            assert requests == 1
+        else:
+            events, exc = await collect_until_error(provider, req("x"))
+            assert isinstance(exc, ProviderConnectionError)
+            assert "certificate" in str(exc).lower()
+            assert requests == 0  # no request (and no key) went to the unverified server
+            assert sum(isinstance(e, AttemptStarted) for e in events) == 1  # not retried
+    finally:
+        await provider.aclose()
+        listener.close()
+        await listener.wait_closed()
+        tls_context.cache_clear()  # the next client loads the real bundle

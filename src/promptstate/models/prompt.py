@@ -248,7 +248,8 @@ MAX_YAML_ALIASES = 100
 
 
 def _load_yaml(text: str) -> Any:
-    import yaml
+    """Parse YAML (safe loader, aliases capped); a syntax error is a ``ValueError``."""
+    import yaml  # only here: a JSON prompt file (and ``import promptstate``) never pays for it
 
     class _Loader(yaml.SafeLoader):
         aliases = 0
@@ -260,13 +261,14 @@ def _load_yaml(text: str) -> Any:
                     raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases")
             return super().compose_node(parent, index)
 
-    return yaml.load(text, Loader=_Loader)
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def load_prompt_file(path: Path) -> list[Prompt]:
     """Read one YAML or JSON prompt file: a prompt mapping, a list, or ``{prompts: [...]}``."""
-    import yaml
-
     try:
         if path.stat().st_size > MAX_PROMPT_FILE_BYTES:
             raise PromptFileError(str(path), f"larger than {MAX_PROMPT_FILE_BYTES} bytes")
@@ -276,7 +278,7 @@ def load_prompt_file(path: Path) -> list[Prompt]:
     try:
         is_json = path.suffix.lower() == ".json"
         data = json.loads(text) if is_json else _load_yaml(text)
-    except (ValueError, yaml.YAMLError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise PromptFileError(str(path), f"not valid {path.suffix[1:].upper()}: {exc}") from None
     if isinstance(data, Mapping) and "prompts" in data and "messages" not in data:
         data = data["prompts"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import os
 import weakref
 from collections.abc import Callable
@@ -91,14 +92,25 @@ BASE_HEADERS = {
 }
 
 
+@functools.lru_cache(maxsize=1)
+def tls_context() -> Any:
+    """certifi's CA bundle as one :class:`ssl.SSLContext`, shared by every client.
+
+    Loading the bundle costs ~25 ms; a context is safe to share between connections,
+    threads and event loops, so a process loads it once (and only if it speaks TLS).
+    """
+    import ssl
+
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class AiohttpClient(Client):
     """One :class:`aiohttp.ClientSession`, made on the loop that uses it."""
 
     def __init__(self, url: str, timeouts: Timeouts) -> None:
-        import ssl
-
         import aiohttp
-        import certifi
 
         from promptstate._version import __version__
 
@@ -108,10 +120,12 @@ class AiohttpClient(Client):
         proxy, proxy_auth = _env_proxy(url)
         # No connection cap here: the engine's per-provider semaphore is the cap, and
         # aiohttp's default of 100 would silently queue a larger max_concurrency.
+        # A client posts only to its provider's URL, so a plain-http one (a local model
+        # server, the fake server of the tests) without a proxy never needs the bundle;
+        # aiohttp's own verified default stands in should it ever open a TLS connection.
+        plain = url[:5].lower() == "http:" and proxy is None
         connector = aiohttp.TCPConnector(
-            limit=0,
-            keepalive_timeout=30.0,
-            ssl=ssl.create_default_context(cafile=certifi.where()),
+            limit=0, keepalive_timeout=30.0, ssl=True if plain else tls_context()
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
