@@ -40,8 +40,10 @@ log = logging.getLogger("promptstate")
 # How long a deferred op may wait for a later op that supersedes it (seconds).
 DEFER_WINDOW = 0.05
 # How long a batch stays open for more ops while the writer is under load (seconds), and
-# the size at which it goes at once.
-GROUP_WINDOW = 0.02
+# the size at which it goes at once. 50 rather than 20 ms: at 50 concurrent inst.send()
+# a commit gathers ~2.5x the rows, and the client's CPU per send falls by ~22% (1,621 ->
+# 1,270 us here) for at most 30 ms more wait on a send that ends under load.
+GROUP_WINDOW = 0.05
 _GROUP_MAX = 512
 
 SCOPE_TABLES = {"user": "user_variables", "org": "org_variables", "project": "project_variables"}
