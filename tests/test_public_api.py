@@ -49,6 +49,9 @@ def test_import_leaves_evals_postgres_and_widgets_for_first_use() -> None:
         "heavy = [m for m in sys.modules if m.startswith(('promptstate.evals', "
         "'promptstate.runlog.postgres.log', 'promptstate.widgets', 'psycopg', 'anywidget'))]\n"
         "assert heavy == [], heavy\n"
+        "listed = dir(ps)\n"  # tab completion sees every public name before first use
+        "assert set(ps.__all__) <= set(listed), set(ps.__all__) - set(listed)\n"
+        "assert not [m for m in sys.modules if m.startswith('promptstate.evals')]\n"
         "ds = ps.Dataset([{'q': 'x', 'expected': 'x'}], name='d')\n"
         "assert ps.scorers.contains is not None and callable(ps.compare)\n"
         "from promptstate import Eval, push_run_log\n"

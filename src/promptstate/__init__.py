@@ -155,3 +155,8 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value  # later lookups skip this function
         return value
     raise AttributeError(f"module 'promptstate' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # tab completion (IPython falls back on dir()) lists the lazy names before first use
+    return sorted(set(globals()) | set(__all__))
