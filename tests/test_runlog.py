@@ -442,3 +442,33 @@ def test_a_lone_statement_that_fails_is_retried_and_lands_once(
         ("c", "error"),
     ]
     log.close()
+
+
+def test_a_batch_is_held_open_only_under_load_not_after_an_idle_gap() -> None:
+    # The writer's hold policy on crafted state (no thread, no clock): a batch waits for
+    # company only when the last one had company and this one began while it was being
+    # written; a lone op after an idle gap (one send after a sweep) goes at once.
+    import concurrent.futures
+
+    from promptstate.runlog.writer import _GROUP_MAX, GROUP_WINDOW, Writer, _Op
+
+    w = Writer(connection=None)  # type: ignore[arg-type]
+    op = _Op("run", "r1", {}, concurrent.futures.Future())
+    w._queue = [op]
+    w._taken_at = 100.0
+    w._queued_at = 100.0 + GROUP_WINDOW / 10  # came while the last batch was written
+    now = w._queued_at + GROUP_WINDOW / 10
+    assert w._hold(now) == 0.0  # the last batch was alone: no load
+    w._loaded = True
+    assert w._hold(now) == pytest.approx(GROUP_WINDOW * 0.9)
+    assert w._hold(w._queued_at + GROUP_WINDOW) <= 0.0  # the window is over
+    w._queued_at = 100.0 + 2 * GROUP_WINDOW  # the writer sat idle longer than a window
+    assert w._hold(w._queued_at) == 0.0
+    w._queued_at = 100.0
+    for state in ("_flushing", "_closed"):
+        setattr(w, state, 1)
+        assert w._hold(now) == 0.0, state
+        setattr(w, state, 0 if state == "_flushing" else False)
+    assert w._hold(now) > 0
+    w._queue = [op] * _GROUP_MAX  # a full batch goes at once
+    assert w._hold(now) == 0.0

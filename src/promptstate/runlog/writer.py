@@ -115,6 +115,7 @@ class Writer:
         # when the queue last went from empty to not, and whether the last batch had
         # company (more than one op): then the next one is held open for GROUP_WINDOW
         self._queued_at = 0.0
+        self._taken_at = 0.0  # when the writer last took a batch
         self._loaded = False
         self._thread: threading.Thread | None = None
         self.flushes = 0
@@ -200,11 +201,10 @@ class Writer:
         conn = self._conn
         while True:
             if self._queue:
-                if self._loaded and not (self._closed or self._flushing):
-                    wait = self._queued_at + GROUP_WINDOW - time.monotonic()
-                    if wait > 0 and len(self._queue) < _GROUP_MAX:
-                        self._cv.wait(wait)
-                        continue
+                wait = self._hold(time.monotonic())
+                if wait > 0:
+                    self._cv.wait(wait)
+                    continue
                 break
             if self._deferred:
                 if self._closed or self._flushing:
@@ -241,7 +241,21 @@ class Writer:
             batch[:0] = due  # older than the batch's own ops: those win per key
         self._inflight = len(batch) + len(dropped)
         self._loaded = len(batch) > 1
+        self._taken_at = time.monotonic()
         return batch, dropped
+
+    def _hold(self, now: float) -> float:
+        """Seconds to hold the queued batch open for more ops (<= 0: write it now).
+
+        Only under load: the last batch had company and this one's first op came while
+        that one was being written or soon after. An op after an idle gap (a lone send
+        after a sweep) goes at once, and so does everything on close, flush or a full batch.
+        """
+        if not self._loaded or self._closed or self._flushing or len(self._queue) >= _GROUP_MAX:
+            return 0.0
+        if self._queued_at - self._taken_at >= GROUP_WINDOW:
+            return 0.0
+        return self._queued_at + GROUP_WINDOW - now
 
     def _run(self) -> None:
         conn = self._conn
