@@ -6,10 +6,8 @@ import asyncio
 import gc
 import json
 import logging
-import shutil
 import socket
 import ssl
-import subprocess
 import time
 import traceback
 from collections.abc import AsyncIterator, Iterator
@@ -741,35 +739,22 @@ async def test_the_events_of_one_read_become_exactly_one_delta(api: str) -> None
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["abc", "d"]
 
 
-def _self_signed_cert(tmp_path: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 that no CA bundle trusts, and its key."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"]
-    args += ["-keyout", str(key), "-out", str(cert), "-addext", "subjectAltName=IP:127.0.0.1"]
-    subprocess.run(
-        [openssl, *args],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
 @pytest.mark.parametrize("trusted", [False, True])
 async def test_an_https_provider_verifies_the_server_against_certifi(
     trusted: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A TLS server on 127.0.0.1 with a self-signed certificate: refused before any
-    # request goes out, unless the bundle the client loads (certifi's) holds it.
+    # A TLS server on 127.0.0.1 with a certificate from a throwaway CA: refused before
+    # any request goes out, unless the bundle the client loads (certifi's) holds the CA.
     import certifi
+    import trustme
 
     from promptstate.providers._transport import tls_context
 
-    cert, key = _self_signed_cert(tmp_path)
+    ca = trustme.CA()
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(cert, key)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
     requests = 0
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -784,7 +769,7 @@ async def test_an_https_provider_verifies_the_server_against_certifi(
         writer.close()
 
     if trusted:
-        monkeypatch.setattr(certifi, "where", lambda: str(cert))
+        monkeypatch.setattr(certifi, "where", lambda: str(bundle))
     tls_context.cache_clear()  # the context is loaded once per process: load it again
     listener = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
     port = listener.sockets[0].getsockname()[1]

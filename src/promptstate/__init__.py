@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from promptstate._lazy import lazy_attributes as _lazy_attributes
 from promptstate.core.actions import Action
 from promptstate.errors import (
     DatasetError,
@@ -146,15 +147,14 @@ def _view_hook(inst: Instance) -> Any:
 _bindings.install_widget_hooks(_link_hook, _view_hook)
 
 
+_lazy_name = _lazy_attributes(__name__, _LAZY_NAMES)
+
+
 def __getattr__(name: str) -> Any:
     # widgets pull in ipywidgets/anywidget; load them only when used
     if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
-    if name in _LAZY_NAMES:
-        value = getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'promptstate' has no attribute {name!r}")
+    return _lazy_name(name)
 
 
 def __dir__() -> list[str]:

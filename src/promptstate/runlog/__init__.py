@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from promptstate._lazy import lazy_attributes as _lazy_attributes
 from promptstate.runlog.log import RunLog
 from promptstate.runlog.postgres.connection import is_postgres_url
 
@@ -24,12 +25,7 @@ __all__ = ["AnyRunLog", "PostgresRunLog", "RunLog", "is_postgres_url", "open_run
 AnyRunLog: TypeAlias = "RunLog | PostgresRunLog"
 
 
-def __getattr__(name: str) -> Any:
-    if name == "PostgresRunLog":
-        from promptstate.runlog.postgres import PostgresRunLog
-
-        return PostgresRunLog
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = _lazy_attributes(__name__, {"PostgresRunLog": "postgres"})
 
 
 def open_run_log(

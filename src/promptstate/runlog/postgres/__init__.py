@@ -11,9 +11,9 @@ the package imports without the ``promptstate[postgres]`` extra.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from promptstate._lazy import lazy_attributes as _lazy_attributes
 from promptstate.runlog.postgres.connection import display_url, is_postgres_url
 
 if TYPE_CHECKING:
@@ -24,12 +24,4 @@ __all__ = ["PostgresRunLog", "display_url", "is_postgres_url", "push_run_log"]
 
 # the log and push modules are imported on first use: a DuckDB-only session (and every
 # CLI start) does not pay for them (~40 ms of `import promptstate` here)
-_LAZY = {"PostgresRunLog": "log", "push_run_log": "push"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = _lazy_attributes(__name__, {"PostgresRunLog": "log", "push_run_log": "push"})
